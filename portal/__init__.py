@@ -1,0 +1,56 @@
+"""The city portal: app factory, resident web, staff console, shared domain."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from flask import Flask
+
+from portal import config as config_module
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def create_app(config: dict | str | None = None) -> Flask:
+    """Build the app. ``config``: a config name ('development', 'test', 'production'), or a dict
+    of overrides on top of the class chosen by PORTAL_CONFIG."""
+    app = Flask(
+        __name__,
+        static_folder=str(ROOT / "static"),
+        static_url_path="/static",
+        instance_relative_config=True,
+    )
+    name = config if isinstance(config, str) else (config or {}).get("NAME")
+    app.config.from_object(config_module.choose(name))
+    if isinstance(config, dict):
+        app.config.update(config)
+    config_module.finalise(app.config, app.instance_path)
+
+    from portal import accounts, authz, cli, errors, i18n, logs, security
+    from portal.extensions import babel, csrf, db, limiter, login_manager, migrate
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(ROOT / "migrations"))
+    csrf.init_app(app)
+    limiter.init_app(app)
+    app.config.setdefault("BABEL_TRANSLATION_DIRECTORIES", str(ROOT / "portal" / "translations"))
+    babel.init_app(app, locale_selector=i18n.select_locale)
+    login_manager.init_app(app)
+    accounts.init_login(app)
+
+    logs.init_app(app)
+    security.init_app(app)
+    i18n.init_app(app)
+    errors.init_app(app)
+    app.before_request(authz.enforce)
+
+    from portal.accounts.views import bp as accounts_bp
+    from portal.access.views import bp as access_bp
+    from portal.resident.views import bp as resident_bp
+    from portal.staff.views import bp as staff_bp
+    from portal.views import bp as site_bp
+
+    for bp in (site_bp, accounts_bp, resident_bp, access_bp, staff_bp):
+        app.register_blueprint(bp)
+    cli.init_app(app)
+    return app

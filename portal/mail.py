@@ -1,0 +1,43 @@
+"""Outgoing e-mail behind one function. Backends: SMTP (production), a file outbox (development:
+each message is an .eml file in the instance folder), memory (tests)."""
+
+from __future__ import annotations
+
+import smtplib
+import time
+from email.message import EmailMessage
+from pathlib import Path
+
+from flask import current_app
+
+# Messages sent with the memory backend, for tests.
+outbox: list[EmailMessage] = []
+
+
+def send(to: str, subject: str, text: str, html: str | None = None) -> EmailMessage:
+    msg = EmailMessage()
+    msg["From"] = current_app.config["MAIL_SENDER"]
+    msg["To"] = to
+    msg["Subject"] = subject
+    msg.set_content(text)
+    if html:
+        msg.add_alternative(html, subtype="html")
+    backend = current_app.config["MAIL_BACKEND"]
+    if backend == "memory":
+        outbox.append(msg)
+    elif backend == "file":
+        folder = Path(current_app.config["MAIL_OUTBOX_DIR"])
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{time.time_ns()}.eml").write_bytes(bytes(msg))
+    elif backend == "smtp":
+        cfg = current_app.config
+        with smtplib.SMTP(cfg["SMTP_HOST"], cfg["SMTP_PORT"], timeout=10) as smtp:
+            if cfg["SMTP_STARTTLS"]:
+                smtp.starttls()
+            if cfg["SMTP_USERNAME"]:
+                smtp.login(cfg["SMTP_USERNAME"], cfg["SMTP_PASSWORD"])
+            smtp.send_message(msg)
+    else:
+        raise RuntimeError(f"unknown MAIL_BACKEND {backend!r}")
+    current_app.logger.info("mail sent", extra={"mail_subject": subject})
+    return msg
