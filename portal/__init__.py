@@ -44,8 +44,8 @@ def create_app(config: dict | str | None = None) -> Flask:
     errors.init_app(app)
     app.before_request(authz.enforce)
 
-    from portal.accounts.views import bp as accounts_bp
     from portal.access.views import bp as access_bp
+    from portal.accounts.views import bp as accounts_bp
     from portal.resident.views import bp as resident_bp
     from portal.staff.views import bp as staff_bp
     from portal.views import bp as site_bp

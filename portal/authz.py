@@ -67,5 +67,7 @@ def enforce() -> None:
             abort(401)
         staff_only = not (allowed & {"resident", "account"})
         target = "accounts.staff_login" if staff_only else "accounts.login"
-        return redirect(url_for(target, next=request.full_path.rstrip("?") if request.method == "GET" else None))
+        return redirect(
+            url_for(target, next=request.full_path.rstrip("?") if request.method == "GET" else None)
+        )
     abort(403)

@@ -10,6 +10,7 @@ import base64
 import os
 from datetime import timedelta
 from pathlib import Path
+from typing import ClassVar
 
 
 class ConfigError(RuntimeError):
@@ -20,7 +21,7 @@ class BaseConfig:
     NAME = "base"
     SECRET_KEY: str | None = None
     SQLALCHEMY_DATABASE_URI: str | None = None
-    SQLALCHEMY_ENGINE_OPTIONS: dict = {"pool_pre_ping": True}
+    SQLALCHEMY_ENGINE_OPTIONS: ClassVar[dict] = {"pool_pre_ping": True}
     # The vault key: 32 bytes, base64. Encrypts the Individual Number (AES-256-GCM); a separate
     # lookup key is derived from it with HKDF for the keyed hash.
     VAULT_KEY: str | None = None
@@ -75,7 +76,7 @@ class DevelopmentConfig(BaseConfig):
 class TestConfig(BaseConfig):
     NAME = "test"
     TESTING = True
-    SECRET_KEY = "test-secret-key-not-for-production"
+    SECRET_KEY = "test-secret-key-not-for-production"  # noqa: S105 - tests only
     VAULT_KEY = base64.b64encode(b"t" * 32).decode()
     SESSION_COOKIE_SECURE = False
     REMEMBER_COOKIE_SECURE = False

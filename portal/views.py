@@ -33,7 +33,11 @@ def set_language():
         db.session.commit()
     response = redirect(safe_next(url_for("site.index")))
     response.set_cookie(
-        "lang", lang, max_age=365 * 24 * 3600, samesite="Lax", httponly=True,
+        "lang",
+        lang,
+        max_age=365 * 24 * 3600,
+        samesite="Lax",
+        httponly=True,
         secure=current_app.config["SESSION_COOKIE_SECURE"],
     )
     return response

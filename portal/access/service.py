@@ -70,9 +70,7 @@ def compute_hash(prev_hash: str, record: AccessRecord) -> str:
     return hashlib.sha256(prev_hash.encode() + _canonical(fields)).hexdigest()
 
 
-def record(
-    actor: Actor, *, resident_id: int, data_items: Iterable[str], purpose: str
-) -> AccessRecord:
+def record(actor: Actor, *, resident_id: int, data_items: Iterable[str], purpose: str) -> AccessRecord:
     """Append one record in the caller's transaction (committed with the read it describes)."""
     items = list(dict.fromkeys(data_items))
     unknown = [i for i in items if i not in DATA_ITEMS]
@@ -149,7 +147,9 @@ def history_for(
         stmt = stmt.where(AccessRecord.at >= since)
     if until is not None:
         stmt = stmt.where(AccessRecord.at < until)
-    return list(db.session.scalars(stmt.order_by(AccessRecord.at.desc(), AccessRecord.id.desc()).limit(limit)))
+    return list(
+        db.session.scalars(stmt.order_by(AccessRecord.at.desc(), AccessRecord.id.desc()).limit(limit))
+    )
 
 
 def search(

@@ -74,8 +74,14 @@ def history():
         start, end = _bounds(since, until)
         rows = access.history_for(current_user.resident_id, since=start, until=end)
     return render_template(
-        "access/history.html", rows=rows, since=since, until=until, errors=errors,
-        item_labels=ITEM_LABELS, actor_labels=ACTOR_LABELS, tz=TOKYO,
+        "access/history.html",
+        rows=rows,
+        since=since,
+        until=until,
+        errors=errors,
+        item_labels=ITEM_LABELS,
+        actor_labels=ACTOR_LABELS,
+        tz=TOKYO,
     )
 
 
@@ -90,6 +96,13 @@ def audit():
         start, end = _bounds(since, until)
         rows = access.search(resident_id=resident_id, actor_id=actor_id, since=start, until=end)
     return render_template(
-        "access/audit.html", rows=rows, since=since, until=until, errors=errors,
-        resident_id=resident_id, actor_id=actor_id or "", item_labels=ITEM_LABELS, tz=TOKYO,
+        "access/audit.html",
+        rows=rows,
+        since=since,
+        until=until,
+        errors=errors,
+        resident_id=resident_id,
+        actor_id=actor_id or "",
+        item_labels=ITEM_LABELS,
+        tz=TOKYO,
     )

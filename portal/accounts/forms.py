@@ -12,14 +12,19 @@ PASSWORD_RULES = [
 class LoginForm(FlaskForm):
     email = EmailField(
         _l("E-mail address"),
-        validators=[DataRequired(message=_l("Enter your e-mail address.")), Email(message=_l("Enter a valid e-mail address."))],
+        validators=[
+            DataRequired(message=_l("Enter your e-mail address.")),
+            Email(message=_l("Enter a valid e-mail address.")),
+        ],
     )
     password = PasswordField(_l("Password"), validators=[DataRequired(message=_l("Enter your password."))])
     totp = StringField(_l("One-time code (only if you turned it on)"), validators=[Length(max=8)])
 
 
 class StaffLoginForm(FlaskForm):
-    login_id = StringField(_l("Staff ID"), validators=[DataRequired(message=_l("Enter your staff ID.")), Length(max=64)])
+    login_id = StringField(
+        _l("Staff ID"), validators=[DataRequired(message=_l("Enter your staff ID.")), Length(max=64)]
+    )
     password = PasswordField(_l("Password"), validators=[DataRequired(message=_l("Enter your password."))])
     totp = StringField(_l("One-time code (only if you turned it on)"), validators=[Length(max=8)])
 
@@ -27,7 +32,10 @@ class StaffLoginForm(FlaskForm):
 class RegisterForm(FlaskForm):
     email = EmailField(
         _l("E-mail address"),
-        validators=[DataRequired(message=_l("Enter your e-mail address.")), Email(message=_l("Enter a valid e-mail address."))],
+        validators=[
+            DataRequired(message=_l("Enter your e-mail address.")),
+            Email(message=_l("Enter a valid e-mail address.")),
+        ],
     )
     password = PasswordField(_l("Password (10 characters or more)"), validators=PASSWORD_RULES)
     confirm = PasswordField(
@@ -39,7 +47,10 @@ class RegisterForm(FlaskForm):
 class ForgotForm(FlaskForm):
     email = EmailField(
         _l("E-mail address"),
-        validators=[DataRequired(message=_l("Enter your e-mail address.")), Email(message=_l("Enter a valid e-mail address."))],
+        validators=[
+            DataRequired(message=_l("Enter your e-mail address.")),
+            Email(message=_l("Enter a valid e-mail address.")),
+        ],
     )
 
 
@@ -52,13 +63,18 @@ class ResetForm(FlaskForm):
 
 
 class ChangePasswordForm(ResetForm):
-    current = PasswordField(_l("Current password"), validators=[DataRequired(message=_l("Enter your password."))])
+    current = PasswordField(
+        _l("Current password"), validators=[DataRequired(message=_l("Enter your password."))]
+    )
 
 
 class TotpForm(FlaskForm):
     code = StringField(
         _l("6-digit code from your app"),
-        validators=[DataRequired(message=_l("Enter the 6-digit code.")), Regexp(r"^\s*\d{6}\s*$", message=_l("Enter the 6-digit code."))],
+        validators=[
+            DataRequired(message=_l("Enter the 6-digit code.")),
+            Regexp(r"^\s*\d{6}\s*$", message=_l("Enter the 6-digit code.")),
+        ],
     )
 
 
@@ -69,6 +85,11 @@ class ConfirmPasswordForm(FlaskForm):
 class LinkForm(FlaskForm):
     code = StringField(
         _l("Registration code (登録コード) from the city"),
-        validators=[DataRequired(message=_l("Enter the registration code.")), Length(min=12, max=20, message=_l("The code has 12 letters and digits."))],
+        validators=[
+            DataRequired(message=_l("Enter the registration code.")),
+            Length(min=12, max=20, message=_l("The code has 12 letters and digits.")),
+        ],
     )
-    birth_date = DateField(_l("Your date of birth"), validators=[DataRequired(message=_l("Enter your date of birth."))])
+    birth_date = DateField(
+        _l("Your date of birth"), validators=[DataRequired(message=_l("Enter your date of birth."))]
+    )

@@ -49,9 +49,7 @@ def normalise_email(email: str) -> str:
 
 
 def find_account(email: str) -> ResidentAccount | None:
-    return db.session.scalar(
-        select(ResidentAccount).where(ResidentAccount.email == normalise_email(email))
-    )
+    return db.session.scalar(select(ResidentAccount).where(ResidentAccount.email == normalise_email(email)))
 
 
 def register(email: str, password: str, locale: str = "ja") -> ResidentAccount:
@@ -114,9 +112,7 @@ def make_email_token(account: ResidentAccount) -> str:
 
 def verify_email_token(token: str) -> ResidentAccount:
     try:
-        data = _serializer("verify-email").loads(
-            token, max_age=current_app.config["EMAIL_TOKEN_MAX_AGE"]
-        )
+        data = _serializer("verify-email").loads(token, max_age=current_app.config["EMAIL_TOKEN_MAX_AGE"])
     except SignatureExpired:
         raise AccountError("token_expired") from None
     except BadSignature:
@@ -138,19 +134,13 @@ def make_reset_token(account: ResidentAccount) -> str:
 
 def reset_password(token: str, new_password: str) -> ResidentAccount:
     try:
-        data = _serializer("reset-password").loads(
-            token, max_age=current_app.config["RESET_TOKEN_MAX_AGE"]
-        )
+        data = _serializer("reset-password").loads(token, max_age=current_app.config["RESET_TOKEN_MAX_AGE"])
     except SignatureExpired:
         raise AccountError("token_expired") from None
     except BadSignature:
         raise AccountError("token_invalid") from None
     account = db.session.get(ResidentAccount, data["a"])
-    if (
-        account is None
-        or account.password_hash[-16:] != data["h"]
-        or account.session_version != data["v"]
-    ):
+    if account is None or account.password_hash[-16:] != data["h"] or account.session_version != data["v"]:
         raise AccountError("token_invalid")
     account.password_hash = hash_password(new_password)
     account.session_version += 1

@@ -26,7 +26,9 @@ ERRORS = {
     "already_linked": _l("Your account is already linked to your resident record."),
     "code_invalid": _l("The registration code or the date of birth is not correct, or the code has expired."),
     "not_active_resident": _l("This resident record is not active. Please ask at a ward office counter."),
-    "resident_has_account": _l("This resident already has a portal account. Please ask at a ward office counter."),
+    "resident_has_account": _l(
+        "This resident already has a portal account. Please ask at a ward office counter."
+    ),
     "unknown_role": _l("Unknown role."),
 }
 

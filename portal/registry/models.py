@@ -103,9 +103,7 @@ class Resident(db.Model):
 
     ward: Mapped[Ward] = relationship()
     address: Mapped[Address] = relationship()
-    household: Mapped[Household | None] = relationship(
-        back_populates="members", foreign_keys=[household_id]
-    )
+    household: Mapped[Household | None] = relationship(back_populates="members", foreign_keys=[household_id])
 
     @property
     def full_name(self) -> str:

@@ -24,10 +24,20 @@ ROLE_LABELS = {
 class StaffForm(FlaskForm):
     login_id = StringField(
         _l("Staff ID"),
-        validators=[DataRequired(message=_l("Enter a staff ID.")), Regexp(r"^[a-z0-9._-]{3,64}$", message=_l("Use 3 to 64 lower-case letters, digits, dots, hyphens or underscores."))],
+        validators=[
+            DataRequired(message=_l("Enter a staff ID.")),
+            Regexp(
+                r"^[a-z0-9._-]{3,64}$",
+                message=_l("Use 3 to 64 lower-case letters, digits, dots, hyphens or underscores."),
+            ),
+        ],
     )
-    display_name = StringField(_l("Name"), validators=[DataRequired(message=_l("Enter a name.")), Length(max=80)])
-    organisation = StringField(_l("Organisation"), validators=[DataRequired(message=_l("Enter an organisation.")), Length(max=120)])
+    display_name = StringField(
+        _l("Name"), validators=[DataRequired(message=_l("Enter a name.")), Length(max=80)]
+    )
+    organisation = StringField(
+        _l("Organisation"), validators=[DataRequired(message=_l("Enter an organisation.")), Length(max=120)]
+    )
     roles = SelectMultipleField(
         _l("Roles"),
         choices=[(r, ROLE_LABELS[r]) for r in STAFF_ROLES],

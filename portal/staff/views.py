@@ -59,7 +59,9 @@ def search():
             actor = staff_actor()
             for resident in results:
                 access.record(
-                    actor, resident_id=resident.id, data_items=["basic4"],
+                    actor,
+                    resident_id=resident.id,
+                    data_items=["basic4"],
                     purpose=f"{purpose}: search",
                 )
             db.session.commit()
@@ -111,9 +113,16 @@ def reveal_number(resident_id: int):
         abort(404)
     db.session.commit()
     return render_template(
-        "staff/resident.html", person=person, members=registry.household_members(person),
-        purpose=purpose, purposes=PURPOSES, has_number=True, number_purpose=True, mask=vault.MASK,
-        number=number, code=None,
+        "staff/resident.html",
+        person=person,
+        members=registry.household_members(person),
+        purpose=purpose,
+        purposes=PURPOSES,
+        has_number=True,
+        number_purpose=True,
+        mask=vault.MASK,
+        number=number,
+        code=None,
     )
 
 
@@ -127,13 +136,25 @@ def activation_code(resident_id: int):
     if person.status != "active":
         flash(_("Only active residents can get a registration code."), "error")
         return redirect(url_for("staff.resident", resident_id=person.id, purpose="portal_support"))
-    access.record(staff_actor(), resident_id=person.id, data_items=["basic4"], purpose="portal_support: registration code")
+    access.record(
+        staff_actor(),
+        resident_id=person.id,
+        data_items=["basic4"],
+        purpose="portal_support: registration code",
+    )
     code = accounts.issue_activation_code(person.id, current_user.login_id)
     db.session.commit()
     return render_template(
-        "staff/resident.html", person=person, members=registry.household_members(person),
-        purpose="portal_support", purposes=PURPOSES, has_number=vault.has_number(person.id),
-        number_purpose=False, mask=vault.MASK, number=None, code=code,
+        "staff/resident.html",
+        person=person,
+        members=registry.household_members(person),
+        purpose="portal_support",
+        purposes=PURPOSES,
+        has_number=vault.has_number(person.id),
+        number_purpose=False,
+        mask=vault.MASK,
+        number=None,
+        code=code,
     )
 
 
@@ -144,8 +165,11 @@ def staff_list():
     if form.validate_on_submit():
         try:
             accounts.create_staff(
-                form.login_id.data.strip(), form.display_name.data.strip(),
-                form.organisation.data.strip(), form.roles.data, form.password.data,
+                form.login_id.data.strip(),
+                form.display_name.data.strip(),
+                form.organisation.data.strip(),
+                form.roles.data,
+                form.password.data,
             )
         except accounts.AccountError:
             form.roles.errors.append(_("Unknown role."))

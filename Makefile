@@ -1,0 +1,53 @@
+# City portal and Individual Number Card services. `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+VENV := .venv/bin
+export PORTAL_CONFIG ?= development
+HOST ?= 127.0.0.1
+PORT ?= 5000
+
+.PHONY: help setup services run serve test lint typecheck db demo bench translations clean-db
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+setup: ## Install what is missing (Debian packages, .venv, npm tools, translations)
+	@bash scripts/setup.sh
+
+services: setup ## Start PostgreSQL, Redis and pcscd on 127.0.0.1 for tests
+	@bash scripts/services.sh >/dev/null
+
+db: setup ## Migrate the embedded SQLite database
+	@$(VENV)/flask --app wsgi db upgrade 2>&1 | grep -v '^INFO' || true
+
+demo: db ## Load the demo city (once) and print the logins
+	@$(VENV)/flask --app wsgi demo load
+
+run: demo ## Install, migrate, load the demo city and serve on 127.0.0.1
+	@echo
+	@echo "Resident portal:  http://$(HOST):$(PORT)/"
+	@echo "Staff console:    http://$(HOST):$(PORT)/staff/login"
+	@echo "Mail sent by the portal is written to instance/outbox/*.eml"
+	@echo
+	@$(VENV)/flask --app wsgi run --host $(HOST) --port $(PORT)
+
+lint: setup ## ruff check + ruff format --check
+	@$(VENV)/ruff check --quiet .
+	@$(VENV)/ruff format --check --quiet .
+
+typecheck: setup ## mypy on card/ (and points/ when it exists)
+	@$(VENV)/mypy $$(ls -d card points 2>/dev/null)
+
+test: setup services lint typecheck ## Lint, type-check and run the whole suite (SQLite and PostgreSQL)
+	@eval "$$(bash scripts/services.sh)" && PORTAL_CONFIG=test $(VENV)/pytest -n 2 --dist loadgroup -q
+
+bench: services ## Run the benchmarks in bench/
+	@eval "$$(bash scripts/services.sh)" && for b in bench/*.py; do echo "== $$b"; $(VENV)/python $$b || exit 1; done
+
+translations: setup ## Extract messages and update the catalogues (then translate portal/translations/ja)
+	@$(VENV)/pybabel extract -q -F babel.cfg -k _l -o portal/translations/messages.pot .
+	@$(VENV)/pybabel update -q -i portal/translations/messages.pot -d portal/translations
+	@bash scripts/setup.sh
+
+clean-db: ## Remove the embedded development database (the demo city is loaded again by make run)
+	rm -f instance/portal.sqlite3
