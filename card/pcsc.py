@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -18,6 +19,8 @@ from card.transport import Transport
 
 # pyscard ships no type information
 scard: Any = importlib.import_module("smartcard.scard")
+
+SCARD_PRESENT = getattr(scard, "SCARD_PRESENT", 0x0004)  # SCardStatus state bit (pcsclite)
 
 _NO_SERVICE = {scard.SCARD_E_NO_SERVICE, scard.SCARD_E_SERVICE_STOPPED}
 _NO_READER = {
@@ -113,7 +116,21 @@ class PcscTransport(Transport):
             if hresult in _REMOVED:
                 raise CardRemovedError("card removed during the operation")
             _check(hresult, "transmit")
+        if len(response) < 2 and not self._still_present():
+            # vpcd (and some readers) answer nothing when the card vanishes mid-command
+            raise CardRemovedError("card removed during the operation")
         return bytes(response)
+
+    def _still_present(self, settle: float = 1.5) -> bool:
+        """After an empty answer: give pcscd time to notice a removal (it polls the reader)."""
+        deadline = time.monotonic() + settle
+        while True:
+            hresult, _reader, state, _protocol, _atr = scard.SCardStatus(self._hcard)
+            if hresult != scard.SCARD_S_SUCCESS or not state & SCARD_PRESENT:
+                return False
+            if time.monotonic() >= deadline:
+                return True
+            time.sleep(0.05)
 
     @property
     def atr(self) -> bytes:

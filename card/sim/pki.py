@@ -59,6 +59,8 @@ def _der_utf8(text: str) -> bytes:
 class TestPki:
     """The roots, keys and CRLs in one directory (``auth_root.pem``, ``sign_crl.der``, …)."""
 
+    __test__ = False  # not a pytest class
+
     directory: Path
 
     @classmethod
@@ -80,8 +82,8 @@ class TestPki:
             .issuer_name(name)
             .public_key(key.public_key())
             .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(days=1))
-            .not_valid_after(now + dt.timedelta(days=3650))
+            .not_valid_before(now - dt.timedelta(days=3 * 365))  # old enough for back-dated tests
+            .not_valid_after(now + dt.timedelta(days=10 * 365))
             .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
             .add_extension(
                 x509.KeyUsage(False, False, False, False, False, True, True, False, False),

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
+from card.session import CardSession
 from card.sim import Profile, VirtualCard, make_profile
 from card.sim.vpcd import VpcdClient
-from card.session import CardSession
 from card.transport import PinMaskingTracer, SimTransport
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -28,7 +28,7 @@ EMPTY_READER = "Virtual PCD 00 01"
 LOCK_PATH = Path(os.environ.get("TMPDIR", "/tmp")) / "card-tests-vpcd.lock"
 
 # fake, with valid check digits: never a real person's number
-TEST_NUMBER = "999912345674"
+TEST_NUMBER = "999912345677"
 NAME, ADDRESS = "試験 花子", "東京都千代田区霞が関一丁目1番1号 テスト住宅101号"
 
 
