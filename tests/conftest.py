@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from flask.globals import _cv_app
+from flask.testing import FlaskClient
 
 os.environ["PORTAL_CONFIG"] = "test"
 
@@ -94,6 +96,19 @@ def database_url(request, tmp_path) -> str:
     return url
 
 
+class IsolatedClient(FlaskClient):
+    """Each request runs in its own app context, as in production. (Flask reuses an app context
+    that is already pushed, so without this the test's context — its ``g``, CSRF token, CSP nonce
+    and database session — would leak into every request.)"""
+
+    def open(self, *args, **kwargs):
+        token = _cv_app.set(None)
+        try:
+            return super().open(*args, **kwargs)
+        finally:
+            _cv_app.reset(token)
+
+
 @pytest.fixture
 def app(database_url, tmp_path):
     from wsgi import create_app
@@ -106,6 +121,7 @@ def app(database_url, tmp_path):
             "SERVER_NAME": "portal.test",
         }
     )
+    application.test_client_class = IsolatedClient
     mail.outbox.clear()
     with application.app_context():
         yield application

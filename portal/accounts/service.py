@@ -7,7 +7,7 @@ import secrets
 from datetime import timedelta
 
 import pyotp
-from argon2 import PasswordHasher
+from argon2 import PasswordHasher, profiles
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
@@ -19,9 +19,24 @@ from portal.authz import STAFF_ROLES
 from portal.extensions import db
 from portal.models_base import utcnow
 
-_hasher = PasswordHasher()
-# Verified against when the account does not exist, so timing does not reveal who has one.
-_DUMMY_HASH = _hasher.hash("dummy-password-for-timing")
+
+def _hasher() -> PasswordHasher:
+    """argon2id with RFC 9106's low-memory profile; tests use the cheapest one for speed."""
+    cached = current_app.extensions.get("password_hasher")
+    if cached is None:
+        profile = getattr(profiles, current_app.config["PASSWORD_HASH_PROFILE"])
+        hasher = PasswordHasher.from_parameters(profile)
+        # Verified against when the account does not exist, so timing does not reveal who has one.
+        cached = (hasher, hasher.hash("dummy-password-for-timing"))
+        current_app.extensions["password_hasher"] = cached
+    return cached[0]
+
+
+def _dummy_hash() -> str:
+    _hasher()
+    return current_app.extensions["password_hasher"][1]
+
+
 ACTIVATION_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I
 
 
@@ -34,12 +49,12 @@ class AccountError(Exception):
 
 
 def hash_password(password: str) -> str:
-    return _hasher.hash(password)
+    return _hasher().hash(password)
 
 
 def check_password(stored: str | None, password: str) -> bool:
     try:
-        return _hasher.verify(stored or _DUMMY_HASH, password) and stored is not None
+        return _hasher().verify(stored or _dummy_hash(), password) and stored is not None
     except (VerificationError, InvalidHashError):
         return False
 
@@ -68,7 +83,7 @@ def authenticate_resident(email: str, password: str) -> ResidentAccount | None:
     ok = check_password(account.password_hash if account else None, password)
     if not ok or account is None or not account.active:
         return None
-    if _hasher.check_needs_rehash(account.password_hash):
+    if _hasher().check_needs_rehash(account.password_hash):
         account.password_hash = hash_password(password)
     return account
 

@@ -202,7 +202,7 @@ def change_password():
             form.current.errors.append(ERRORS[exc.code])
         else:
             db.session.commit()
-            login_user(current_user)  # re-issue the session with the new version
+            login_user(current_user._get_current_object())  # re-issue the session: new version
             security.mark_fresh()
             flash(_("Your password was changed."), "success")
             return redirect(url_for("accounts.settings"))

@@ -1,7 +1,7 @@
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from sqlalchemy import select
-from wtforms import PasswordField, SelectMultipleField, StringField
+from wtforms import PasswordField, SelectChoice, SelectMultipleField, StringField
 from wtforms.validators import DataRequired, Length, Regexp, ValidationError
 from wtforms.widgets import CheckboxInput, ListWidget
 
@@ -40,7 +40,7 @@ class StaffForm(FlaskForm):
     )
     roles = SelectMultipleField(
         _l("Roles"),
-        choices=[(r, ROLE_LABELS[r]) for r in STAFF_ROLES],
+        choices=[SelectChoice(r, ROLE_LABELS[r]) for r in STAFF_ROLES],
         widget=ListWidget(prefix_label=False),
         option_widget=CheckboxInput(),
         validators=[DataRequired(message=_l("Choose at least one role."))],
