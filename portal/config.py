@@ -62,8 +62,8 @@ class BaseConfig:
     REDIS_URL: str | None = None
     CITY_NAME_JA = "みなと市"
     CITY_NAME_EN = "Minato City"
-    # argon2 parameter profile (argon2.profiles): RFC_9106_LOW_MEMORY in service.
-    PASSWORD_HASH_PROFILE = "RFC_9106_LOW_MEMORY"
+    # argon2id parameters: a profile name from argon2.profiles.
+    PASSWORD_HASH_PROFILE = "RFC_9106_LOW_MEMORY"  # noqa: S105 - a parameter set, not a secret
     EMAIL_TOKEN_MAX_AGE = 24 * 3600
     RESET_TOKEN_MAX_AGE = 3600
 
@@ -83,7 +83,7 @@ class TestConfig(BaseConfig):
     SESSION_COOKIE_SECURE = False
     REMEMBER_COOKIE_SECURE = False
     MAIL_BACKEND = "memory"
-    PASSWORD_HASH_PROFILE = "CHEAPEST"
+    PASSWORD_HASH_PROFILE = "CHEAPEST"  # noqa: S105 - a parameter set, not a secret
     # Point external services at addresses that fail loudly, so nothing unmocked escapes.
     SMTP_HOST = "127.0.0.1"
     SMTP_PORT = 9
