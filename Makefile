@@ -45,8 +45,8 @@ bench: services ## Run the benchmarks in bench/
 	@eval "$$(bash scripts/services.sh)" && for b in bench/*.py; do echo "== $$b"; $(VENV)/python $$b || exit 1; done
 
 translations: setup ## Extract messages and update the catalogues (then translate portal/translations/ja)
-	@$(VENV)/pybabel extract -q -F babel.cfg -k _l -o portal/translations/messages.pot .
-	@$(VENV)/pybabel update -q -i portal/translations/messages.pot -d portal/translations
+	@$(VENV)/pybabel extract -F babel.cfg -k _l -o portal/translations/messages.pot $$(ls -d portal kiosk points 2>/dev/null) >/dev/null
+	@$(VENV)/pybabel update -i portal/translations/messages.pot -d portal/translations
 	@bash scripts/setup.sh
 
 clean-db: ## Remove the embedded development database (the demo city is loaded again by make run)

@@ -1,0 +1,35 @@
+"""Merge translations from a Python dict file into the Japanese catalogue.
+
+Usage: .venv/bin/python scripts/i18n_fill.py TRANSLATIONS.py
+The dict maps English msgids to Japanese. `make translations` extracts and updates the catalogue
+first; this fills what a translator wrote. Untranslated entries fail tests/portal/test_i18n.py.
+"""
+
+from __future__ import annotations
+
+import runpy
+import sys
+from pathlib import Path
+
+from babel.messages.pofile import read_po, write_po
+
+PO = Path(__file__).resolve().parent.parent / "portal/translations/ja/LC_MESSAGES/messages.po"
+
+
+def main(source: str) -> None:
+    table = runpy.run_path(source)["JA"]
+    with PO.open("rb") as fh:
+        catalog = read_po(fh, locale="ja")
+    filled = 0
+    for message in catalog:
+        if message.id and message.id in table:
+            message.string = table[message.id]
+            message.flags.discard("fuzzy")
+            filled += 1
+    with PO.open("wb") as fh:
+        write_po(fh, catalog, width=100, omit_header=False)
+    print(f"filled {filled} of {len([m for m in catalog if m.id])}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
