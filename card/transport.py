@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 Observer = Callable[[Command, "Response | None", float], None]
 
 MAX_CHAINED_RESPONSE = 65536 + 256
+MAX_GET_RESPONSE_ROUNDS = 260  # 65536 bytes in 256-byte pieces, and a margin
 
 
 class Transport:
@@ -72,7 +73,11 @@ class Transport:
                 )
             )
         data = bytearray(response.data)
+        rounds = 0
         while response.sw1 == 0x61:
+            rounds += 1
+            if rounds > MAX_GET_RESPONSE_ROUNDS:
+                raise MalformedResponseError("response chaining does not end")
             response = self._exchange(Command(0x00, 0xC0, 0x00, 0x00, le=response.sw2 or 256))
             data += response.data
             if len(data) > MAX_CHAINED_RESPONSE:

@@ -6,23 +6,18 @@ import hashlib
 from pathlib import Path
 
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.asymmetric import padding
 
 from card import tlv
 from card.pin import JPKI_AID, SURFACE_AID, TEXT_AID
 from card.sim.applet import BinaryFile, FileApplet, KeyFile, Pin
 from card.sim.card import Applet, StateStore, VirtualCard
 from card.sim.city import CityApplet
+from card.sim.keys import load_key
 from card.sim.profile import Profile
 
 AUTH_PIN_PATTERN = r"[0-9]{4}"
 SIGN_PIN_PATTERN = r"(?=.*[0-9])(?=.*[A-Z])[A-Z0-9]{6,16}"
-
-
-def _key(path: Path) -> rsa.RSAPrivateKey:
-    key = serialization.load_pem_private_key(path.read_bytes(), None)
-    assert isinstance(key, rsa.RSAPrivateKey)
-    return key
 
 
 def _pad(data: bytes, block: int = 256) -> bytes:
@@ -71,8 +66,8 @@ def build_card(directory: Path, *, persist: bool = False) -> VirtualCard:
             0x001B: Pin(p.sign_pin.encode(), 5, 5, SIGN_PIN_PATTERN),
         },
         keys={
-            0x0017: KeyFile(_key(directory / "auth_key.pem"), 0x0018),
-            0x001A: KeyFile(_key(directory / "sign_key.pem"), 0x001B, consume_pin=True),
+            0x0017: KeyFile(load_key(directory / "auth_key.pem"), 0x0018),
+            0x001A: KeyFile(load_key(directory / "sign_key.pem"), 0x001B, consume_pin=True),
         },
     )
 

@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
 from card.models import Basic4
+from card.sim.keys import load_key
 
 OID_NAME = "1.2.392.200149.8.5.5.1"
 OID_NAME_SUBST = "1.2.392.200149.8.5.5.2"
@@ -116,9 +117,7 @@ class TestPki:
         return x509.load_pem_x509_certificate((self.directory / f"{kind}_root.pem").read_bytes())
 
     def root_key(self, kind: str) -> rsa.RSAPrivateKey:
-        key = serialization.load_pem_private_key((self.directory / f"{kind}_root_key.pem").read_bytes(), None)
-        assert isinstance(key, rsa.RSAPrivateKey)
-        return key
+        return load_key(self.directory / f"{kind}_root_key.pem")
 
     def root_paths(self) -> list[Path]:
         return [self.directory / "auth_root.pem", self.directory / "sign_root.pem"]
