@@ -32,21 +32,24 @@ from card.transport import PinMaskingTracer, Transport
 
 
 class CardReader(Protocol):
-    """What every backend (PC/SC session, PKCS#11 session) offers."""
+    """What every backend (PC/SC session, PKCS#11) offers."""
 
     def read_token(self) -> str: ...
-    def read_certificate(self, kind: jpki.CertKind, pin: str | None = None) -> bytes: ...
+    def read_certificate(
+        self, kind: jpki.CertKind, pin: str | None = None, *, allow_last_try: bool = False
+    ) -> bytes: ...
     def read_auth_certificate(self) -> bytes: ...
+    def read_sign_certificate(self, pin: str, *, allow_last_try: bool = False) -> bytes: ...
     def pin_tries_left(self, kind: PinKind) -> int: ...
     def sign_auth(
-        self,
-        message: bytes,
-        pin: str,
-        *,
-        allow_last_try: bool = False,
-        prehashed: bool = False,
+        self, message: bytes, pin: str, *, allow_last_try: bool = False, prehashed: bool = False
+    ) -> bytes: ...
+    def sign_sign(
+        self, message: bytes, pin: str, *, allow_last_try: bool = False, prehashed: bool = False
     ) -> bytes: ...
     def close(self) -> None: ...
+    def __enter__(self) -> Self: ...
+    def __exit__(self, *exc: object) -> None: ...
 
 
 class CardSession:
@@ -251,10 +254,9 @@ def open_card(
 
         if profile is None:
             raise ValueError("the sim backend needs a profile directory")
-        return CardSession(
-            SimTransport(VirtualCard.from_profile(profile)),
-            extended_length=extended_length,
-        )
+        # a card keeps its PIN counters: persist them in the profile like the real thing
+        card = VirtualCard.from_profile(profile, persist=True)
+        return CardSession(SimTransport(card), extended_length=extended_length)
     if backend == "pkcs11":
         from card.pkcs11 import Pkcs11Card
 
