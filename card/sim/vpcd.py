@@ -24,6 +24,13 @@ DEFAULT_PORT = 35963
 CTRL_OFF, CTRL_ON, CTRL_RESET, CTRL_ATR = 0x00, 0x01, 0x02, 0x04
 
 
+def _quickack(sock: socket.socket) -> None:
+    option = getattr(socket, "TCP_QUICKACK", None)
+    if option is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, option, 1)
+
+
 class VpcdClient:
     """Runs the card in a thread, connected to vpcd, until :meth:`stop`; :meth:`remove`/:meth:`insert`."""
 
@@ -95,6 +102,7 @@ class VpcdClient:
                 self._stop.wait(0.2)  # pcscd not up yet
                 continue
             sock.settimeout(0.2)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             with self._lock:
                 self._sock = sock
             self._connected.set()
@@ -116,6 +124,9 @@ class VpcdClient:
                 chunk = sock.recv(n - len(buf))
             except TimeoutError:
                 continue
+            # vpcd writes the length and the payload separately; with Nagle on its side, our
+            # delayed ACK would stall every APDU by ~40 ms, so acknowledge at once
+            _quickack(sock)
             if not chunk:
                 return None
             buf += chunk
