@@ -109,6 +109,7 @@ class PcscTransport(Transport):
             scard.SCardReleaseContext(self._hcontext)
             raise last
         self._closed = False
+        self._depth = 0
 
     def _transmit(self, raw: bytes) -> bytes:
         hresult, response = scard.SCardTransmit(self._hcard, self._protocol, list(raw))
@@ -142,13 +143,23 @@ class PcscTransport(Transport):
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
+        """Exclusive access; re-entrant, so a kiosk can hold the card for a whole interaction."""
+        if self._depth:
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+            return
         hresult = scard.SCardBeginTransaction(self._hcard)
         if hresult in _REMOVED:
             raise CardRemovedError("card removed")
         _check(hresult, "begin transaction")
+        self._depth = 1
         try:
             yield
         finally:
+            self._depth = 0
             scard.SCardEndTransaction(self._hcard, scard.SCARD_LEAVE_CARD)
 
     def close(self) -> None:
