@@ -34,7 +34,7 @@ stamp=.venv/.requirements.sha256
 want=$(cat requirements.txt requirements-dev.txt | sha256sum | cut -d' ' -f1)
 if [[ ! -f $stamp || $(cat "$stamp") != "$want" ]]; then
   echo "setup: installing Python packages"
-  .venv/bin/pip install -q --disable-pip-version-check -r requirements-dev.txt
+  .venv/bin/pip install -q --disable-pip-version-check -r requirements-dev.txt 2>&1 | { grep -v "is ignored: it is neither a file nor a directory" || true; }
   echo "$want" >"$stamp"
 fi
 
@@ -48,6 +48,6 @@ for po in portal/translations/*/LC_MESSAGES/messages.po; do
   [[ -f $po ]] || continue
   mo=${po%.po}.mo
   if [[ ! -f $mo || $po -nt $mo ]]; then
-    .venv/bin/pybabel compile -q -f -i "$po" -o "$mo"
+    .venv/bin/pybabel compile -f -i "$po" -o "$mo" 2>/dev/null
   fi
 done

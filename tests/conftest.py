@@ -20,8 +20,8 @@ from flask.testing import FlaskClient
 
 os.environ["PORTAL_CONFIG"] = "test"
 
+from card.ids import is_valid_my_number
 from portal import mail
-from portal.vault.checkdigits import is_valid_individual_number
 
 ROOT = Path(__file__).resolve().parent.parent
 BACKENDS = ["sqlite", "postgresql"]
@@ -48,13 +48,15 @@ def sqlite_template(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def postgres_url(worker_id) -> str:
+def postgres_url(worker_id):
     base = os.environ.get("TEST_POSTGRES_URL")
     if not base:
         if os.environ.get("CI"):
             pytest.fail("TEST_POSTGRES_URL is not set: run the suite through `make test`")
         pytest.skip("PostgreSQL not started (run `make services`)")
-    name = f"portal_test_{worker_id}".replace("-", "_")
+    # Unique per run, so two suites on one machine (a developer's and a helper's) never share one.
+    run = os.environ.get("PYTEST_XDIST_TESTRUNUID", str(os.getpid()))[:8]
+    name = f"portal_test_{run}_{worker_id}".replace("-", "_")
     admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
@@ -62,7 +64,11 @@ def postgres_url(worker_id) -> str:
     admin.dispose()
     url = base.rsplit("/", 1)[0] + "/" + name
     _upgrade(url)
-    return url
+    yield url
+    admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
 
 
 def _truncate_postgres(url: str) -> None:
@@ -167,7 +173,7 @@ def leaked_numbers(texts) -> list[str]:
     found = []
     for text in texts:
         for m in _TWELVE.finditer(text):
-            if is_valid_individual_number(m.group(0)):
+            if is_valid_my_number(m.group(0)):
                 found.append(m.group(0)[:2] + "…")  # never print a whole number
     return found
 
