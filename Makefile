@@ -20,8 +20,9 @@ services: setup ## Start PostgreSQL, Redis and pcscd on 127.0.0.1 for tests
 db: setup ## Migrate the embedded SQLite database
 	@$(VENV)/flask --app wsgi db upgrade 2>&1 | grep -v '^INFO' || true
 
-demo: db ## Load the demo city (once) and print the logins
+demo: db ## Load the demo city and its virtual cards (once) and print the logins
 	@$(VENV)/flask --app wsgi demo load
+	@$(VENV)/flask --app wsgi demo cards
 
 run: demo ## Install, migrate, load the demo city and serve on 127.0.0.1
 	@echo

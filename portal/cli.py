@@ -32,6 +32,24 @@ def demo_load(households: int) -> None:
         click.echo(f"  {item.who:40} {item.login:36} {item.password}")
 
 
+@demo.command("cards")
+@click.option("--limit", type=int, default=None, help="Only the first N residents.")
+def demo_cards(limit: int | None) -> None:
+    """Make a virtual card (card.sim profile) for every active demo resident, once."""
+    from pathlib import Path
+
+    from flask import current_app
+
+    from portal import demo_cards as cards
+
+    if current_app.config["NAME"] == "production":
+        raise click.ClickException("demo cards are never made in production")
+    root = Path(current_app.instance_path) / "cards"
+    made, existing = cards.make_cards(root, current_app.config["CITY_NAME_JA"], limit=limit)
+    click.echo(f"Virtual cards: {made} made, {existing} already there, in {root}")
+    click.echo("  Their PINs are the demo PINs in README.md (Demo cards).")
+
+
 @audit.command("verify")
 def audit_verify() -> None:
     """Check the access-record hash chain; name the first broken row."""

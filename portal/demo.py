@@ -11,6 +11,7 @@ from datetime import date, timedelta
 
 from sqlalchemy import func, select
 
+from card.ids import my_number_check_digit
 from portal.accounts import service as accounts
 from portal.accounts.models import ResidentAccount, StaffUser
 from portal.extensions import db
@@ -18,7 +19,6 @@ from portal.models_base import utcnow
 from portal.registry.models import Address, Household, Resident, Ward
 from portal.registry.names import search_key
 from portal.vault import service as vault
-from portal.vault.checkdigits import individual_number_check_digit
 
 WARDS = (
     ("01", "中央区", "Chuo Ward", "260-00", ("本町", "港町", "栄町", "新宿", "市場町")),
@@ -96,7 +96,7 @@ def _number(rng: random.Random, used: set[str]) -> str:
         first = "".join(str(rng.randrange(10)) for _ in range(11))
         if first[0] == "0":
             continue
-        number = first + str(individual_number_check_digit(first))
+        number = first + str(my_number_check_digit(first))
         if number not in used:
             used.add(number)
             return number

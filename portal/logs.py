@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import re
 
-from portal.vault.checkdigits import is_valid_individual_number
+from card.ids import is_valid_my_number
 
 _TWELVE = re.compile(r"(?<!\d)(\d{4}[ -]?\d{4}[ -]?\d{4})(?!\d)")
 
@@ -14,7 +14,7 @@ _TWELVE = re.compile(r"(?<!\d)(\d{4}[ -]?\d{4}[ -]?\d{4})(?!\d)")
 def redact(text: str) -> str:
     def repl(m: re.Match[str]) -> str:
         digits = re.sub(r"\D", "", m.group(1))
-        return "[個人番号 redacted]" if is_valid_individual_number(digits) else m.group(1)
+        return "[個人番号 redacted]" if is_valid_my_number(digits) else m.group(1)
 
     return _TWELVE.sub(repl, text)
 

@@ -6,12 +6,12 @@ import itertools
 import re
 from datetime import date
 
+from card.ids import my_number_check_digit
 from portal.accounts import service as accounts
 from portal.extensions import db
 from portal.models_base import utcnow
 from portal.registry.models import Address, Household, Resident, Ward
 from portal.registry.names import search_key
-from portal.vault.checkdigits import individual_number_check_digit
 
 _seq = itertools.count(1)
 PASSWORD = "correct-horse-battery"
@@ -20,7 +20,7 @@ PASSWORD = "correct-horse-battery"
 def fake_number(seed: int) -> str:
     """A fake Individual Number with a valid check digit."""
     first = f"9{seed:010d}"
-    return first + str(individual_number_check_digit(first))
+    return first + str(my_number_check_digit(first))
 
 
 def make_ward(*, code: str | None = None, name_ja: str = "中央区", name_en: str = "Chuo Ward") -> Ward:

@@ -6,6 +6,7 @@ import base64
 import hashlib
 import hmac
 import os
+import unicodedata
 from dataclasses import dataclass
 
 from cryptography.hazmat.primitives import hashes
@@ -14,9 +15,9 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from flask import current_app
 from sqlalchemy import select
 
+from card.ids import IndividualNumber, is_valid_my_number
 from portal.access import service as access
 from portal.extensions import db
-from portal.vault.checkdigits import is_valid_individual_number
 from portal.vault.models import IndividualNumberRecord
 
 # What every page shows instead of the number.
@@ -53,17 +54,18 @@ def _keys() -> Keys:
     return cached
 
 
-def clean(number: str) -> str:
-    """Digits only (spaces and hyphens removed, full-width folded); raises InvalidNumber."""
-    import unicodedata
-
+def clean(number: str | IndividualNumber) -> str:
+    """Digits only (spaces and hyphens removed, full-width folded); raises InvalidNumber.
+    Accepts the card library's masked wrapper as read from a card."""
+    if isinstance(number, IndividualNumber):
+        return number.reveal()
     text = unicodedata.normalize("NFKC", number or "").replace("-", "").replace(" ", "")
-    if not is_valid_individual_number(text):
+    if not is_valid_my_number(text):
         raise InvalidNumber()
     return text
 
 
-def lookup_hash(number: str) -> bytes:
+def lookup_hash(number: str | IndividualNumber) -> bytes:
     return hmac.new(_keys().lookup, clean(number).encode(), hashlib.sha256).digest()
 
 
@@ -71,7 +73,7 @@ def _aad(resident_id: int) -> bytes:
     return f"resident:{resident_id}".encode()
 
 
-def store(resident_id: int, number: str) -> IndividualNumberRecord:
+def store(resident_id: int, number: str | IndividualNumber) -> IndividualNumberRecord:
     """Store (or replace) a resident's number. Validates the check digit on the way in."""
     digits = clean(number)
     keys = _keys()
@@ -89,7 +91,7 @@ def store(resident_id: int, number: str) -> IndividualNumberRecord:
     return record
 
 
-def find_resident_id(number: str) -> int | None:
+def find_resident_id(number: str | IndividualNumber) -> int | None:
     """Match a number (e.g. read from a card) to a resident through the keyed hash only."""
     return db.session.scalar(
         select(IndividualNumberRecord.resident_id).where(

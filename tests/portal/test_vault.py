@@ -1,46 +1,14 @@
 import pytest
 from cryptography.exceptions import InvalidTag
-from hypothesis import given
-from hypothesis import strategies as st
 from sqlalchemy import select
 
 from portal.access import service as access
 from portal.access.models import AccessRecord
 from portal.vault import service as vault
-from portal.vault.checkdigits import (
-    corporate_number_check_digit,
-    individual_number_check_digit,
-    is_valid_corporate_number,
-    is_valid_individual_number,
-)
 from portal.vault.models import IndividualNumberRecord
 from tests.factories import fake_number, make_resident
 
 ACTOR = access.Actor(kind="staff", id="counter9", role="counter", organisation="中央区役所 市民課")
-
-
-def test_check_digit_examples_from_the_specification():
-    assert individual_number_check_digit("11111111111") == 8
-    assert individual_number_check_digit("12345678901") == 8
-    assert is_valid_individual_number("123456789018")
-    assert not is_valid_individual_number("123456789017")
-    assert corporate_number_check_digit("123456789012") == 7
-    assert is_valid_corporate_number("7123456789012")
-    assert not is_valid_corporate_number("8123456789012")
-
-
-@given(st.text(alphabet="0123456789", min_size=11, max_size=11), st.integers(1, 9))
-def test_check_digit_round_trips_and_a_changed_check_digit_is_caught(first11, delta):
-    check = individual_number_check_digit(first11)
-    assert 0 <= check <= 9
-    assert is_valid_individual_number(first11 + str(check))
-    assert not is_valid_individual_number(first11 + str((check + delta) % 10))
-
-
-@given(st.text(min_size=0, max_size=20))
-def test_validators_never_crash(text):
-    assert is_valid_individual_number(text) in (True, False)
-    assert is_valid_corporate_number(text) in (True, False)
 
 
 def test_store_encrypts_and_finds_by_keyed_hash(app, db):
