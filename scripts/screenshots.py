@@ -1,0 +1,137 @@
+"""Screenshots of the portal for docs/screenshots/, on a phone (390x844) and a desktop (1280x900).
+
+Serves the portal exactly as the end-to-end tests do (tests/e2e/live.py: a migrated SQLite
+database in a temporary folder, a small demo city, Werkzeug on 127.0.0.1) and drives Debian's
+Chromium with Playwright; nothing is downloaded. A counter clerk looks the demo resident up first,
+so the access history has something to show.
+
+    .venv/bin/python scripts/screenshots.py [--out docs/screenshots]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ["PORTAL_CONFIG"] = "test"  # before wsgi is imported: test keys, mail kept in memory
+
+from playwright.sync_api import sync_playwright  # noqa: E402
+
+from tests.e2e.live import LiveServer, Tab, launch_chromium, migrate  # noqa: E402
+
+VIEWPORTS = {
+    "mobile": {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True},
+    "desktop": {"viewport": {"width": 1280, "height": 900}},
+}
+# A resident's browser in Japan. (Headless Chromium still draws date inputs as mm/dd/yyyy.)
+BROWSER = {"locale": "ja-JP", "timezone_id": "Asia/Tokyo"}
+PURPOSE = "identity_check"
+# How far anything in <main> reaches past main's content box (a table too wide for a phone).
+OVERFLOW_JS = """() => {
+    const main = document.querySelector('main');
+    const edge = main.getBoundingClientRect().right - parseFloat(getComputedStyle(main).paddingRight);
+    let worst = 0;
+    for (const el of main.querySelectorAll('*')) {
+        worst = Math.max(worst, el.getBoundingClientRect().right - edge);
+    }
+    return Math.max(0, Math.round(worst), document.documentElement.scrollWidth - window.innerWidth);
+}"""
+
+
+def submit(tab: Tab) -> None:
+    with tab.page.expect_navigation():
+        tab.page.locator("main form button[type=submit]").click()
+
+
+def staff_login(tab: Tab, server: LiveServer) -> None:
+    tab.goto("/staff/login")
+    tab.page.locator("#login_id").fill(server.people.staff_login)
+    tab.page.locator("#password").fill(server.people.staff_password)
+    submit(tab)
+
+
+def staff_look_up(tab: Tab, server: LiveServer) -> None:
+    tab.goto("/staff/residents")
+    tab.page.locator("#q").fill(server.people.resident_kana.split()[0])  # the family name: several hits
+    tab.page.locator("#purpose").select_option(PURPOSE)
+    submit(tab)
+
+
+def resident_login(tab: Tab, server: LiveServer) -> None:
+    tab.goto("/login")
+    tab.page.locator("#email").fill(server.people.resident_email)
+    tab.page.locator("#password").fill(server.people.resident_password)
+    submit(tab)
+
+
+def shoot(tab: Tab, out: Path, name: str, size: str, written: list[Path]) -> None:
+    path = out / f"{name}-{size}.png"
+    overflow = tab.page.evaluate(OVERFLOW_JS)
+    if overflow > 0:
+        print(f"warning: {name}-{size}: content sticks out {overflow}px to the right", file=sys.stderr)
+    tab.page.screenshot(path=str(path), full_page=True)
+    written.append(path)
+
+
+def take(browser, server: LiveServer, out: Path) -> list[Path]:
+    written: list[Path] = []
+    # A counter clerk looks the resident up (one screenshot per size), then opens the record, so
+    # the resident's access history has something to show.
+    for size, options in VIEWPORTS.items():
+        context = browser.new_context(**BROWSER, **options)
+        tab = Tab(context.new_page(), server.url)
+        staff_login(tab, server)
+        tab.set_language("ja")
+        staff_look_up(tab, server)
+        shoot(tab, out, "staff-look-up-ja", size, written)
+        if size == "desktop":
+            tab.goto(f"/staff/residents/{server.people.resident_id}?purpose={PURPOSE}")
+        context.close()
+
+    for size, options in VIEWPORTS.items():
+        context = browser.new_context(**BROWSER, **options)
+        tab = Tab(context.new_page(), server.url)
+        tab.goto("/")
+        tab.set_language("ja")
+        shoot(tab, out, "landing-ja", size, written)
+        tab.goto("/login")
+        shoot(tab, out, "login-ja", size, written)
+        resident_login(tab, server)
+        for lang in ("ja", "en"):
+            tab.goto("/me/")
+            tab.set_language(lang)
+            shoot(tab, out, f"home-{lang}", size, written)
+            tab.goto("/me/access-history")
+            shoot(tab, out, f"access-history-{lang}", size, written)
+        tab.set_language("ja")
+        context.close()
+    return written
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshots")
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="portal-shots-") as tmp:
+        url = f"sqlite:///{Path(tmp) / 'portal.sqlite3'}"
+        migrate(url)
+        with LiveServer(url) as server, sync_playwright() as playwright:
+            browser = launch_chromium(playwright)
+            try:
+                written = take(browser, server, args.out)
+            finally:
+                browser.close()
+    for path in written:
+        shown = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+        print(f"{shown}  {path.stat().st_size // 1024} KiB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
