@@ -5,6 +5,8 @@ import logging
 from alembic import context
 from flask import current_app
 
+from portal.extensions import include_object
+
 config = context.config
 logger = logging.getLogger("alembic.env")
 db = current_app.extensions["migrate"].db
@@ -26,6 +28,7 @@ def run_migrations_online():
     conf_args.setdefault("process_revision_directives", skip_empty)
     conf_args.setdefault("render_as_batch", True)
     conf_args.setdefault("compare_type", True)
+    conf_args.setdefault("include_object", include_object)
     with db.engine.connect() as connection:
         context.configure(
             connection=connection,

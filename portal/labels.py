@@ -1,6 +1,8 @@
 """Translated labels for codes stored in the database."""
 
+from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
+from markupsafe import Markup
 
 RELATIONSHIP = {
     "head": _l("Head of household"),
@@ -24,7 +26,22 @@ def purpose_label(code: str) -> str:
     label = PURPOSES.get(head.strip())
     if label is None:
         return code
-    return f"{label}（{SEARCH if tail.strip() == 'search' else tail.strip()}）" if tail else str(label)
+    if not tail:
+        return str(label)
+    detail = SEARCH if tail.strip() == "search" else tail.strip()
+    return f"{label}（{detail}）" if str(get_locale()) == "ja" else f"{label} ({detail})"
+
+
+def list_sep() -> str:
+    return "、" if str(get_locale()) == "ja" else ", "
+
+
+def ja_text(text) -> Markup:
+    """Japanese data (names, addresses, offices) on an English page is marked lang="ja", so screen
+    readers read it as Japanese and browsers break lines between phrases (WCAG 3.1.2)."""
+    if str(get_locale()) == "ja":
+        return Markup.escape(text)
+    return Markup('<span lang="ja">%s</span>') % text
 
 
 def register(app) -> None:
@@ -33,4 +50,6 @@ def register(app) -> None:
         status_label=lambda c: STATUS.get(c, c),
         sex_label=lambda c: SEX.get(c, c),
         purpose_label=purpose_label,
+        list_sep=list_sep,
     )
+    app.jinja_env.filters["ja"] = ja_text

@@ -31,6 +31,9 @@ def test_models_match_migrations(app, db):
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
 
+    from portal.extensions import include_object
+
     with db.engine.connect() as conn:
-        diff = compare_metadata(MigrationContext.configure(conn), db.metadata)
+        context = MigrationContext.configure(conn, opts={"include_object": include_object})
+        diff = compare_metadata(context, db.metadata)
     assert diff == []

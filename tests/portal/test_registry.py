@@ -16,6 +16,9 @@ def test_search_treats_width_and_kana_alike(app, db):
     db.session.commit()
     for query in ("山田", "やまだ", "ﾔﾏﾀﾞ", "ヤマダ　ハナコ", "はなこ"):
         assert [r.id for r in service.search_residents(query)] == [hanako.id], query
+    # one or two characters match the start of the kanji or kana name; three or more, anywhere
+    assert [r.id for r in service.search_residents("やま")] == [hanako.id]
+    assert service.search_residents("花子") == []
     assert service.search_residents("   ") == []
     assert service.search_residents("%") == []  # LIKE wildcards are literal
 
