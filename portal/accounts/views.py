@@ -70,24 +70,36 @@ def _send_verification(account) -> None:
     )
 
 
+def _password_login(form, authenticate, login_field, failure: str, home: str, template: str):
+    """The shared login flow of residents and staff: password, then the TOTP code if turned on."""
+    if session.pop("timed_out", False):
+        flash(_("You were logged out because you were inactive for a while."), "info")
+    if form.validate_on_submit():
+        user = authenticate(login_field.data, form.password.data)
+        if user is None or not service.verify_totp(user, form.totp.data or ""):
+            current_app.logger.info("login failed (%s)", template)
+            form.password.errors.append(failure)
+        else:
+            db.session.commit()
+            _start_session(user)
+            current_app.logger.info("%s login ok id=%s", user.kind, user.id)
+            return redirect(safe_next(url_for(home)))
+    return render_template(template, form=form)
+
+
 @bp.route("/login", methods=["GET", "POST"])
 @allow("public")
 @limiter.limit(lambda: current_app.config["LOGIN_RATE_LIMIT"], methods=["POST"])
 def login():
     form = forms.LoginForm()
-    if session.pop("timed_out", False):
-        flash(_("You were logged out because you were inactive for a while."), "info")
-    if form.validate_on_submit():
-        account = service.authenticate_resident(form.email.data, form.password.data)
-        if account is None or not service.verify_totp(account, form.totp.data or ""):
-            current_app.logger.info("resident login failed")
-            form.password.errors.append(_("The e-mail address, password or code is not correct."))
-        else:
-            db.session.commit()
-            _start_session(account)
-            current_app.logger.info("resident login ok account=%s", account.id)
-            return redirect(safe_next(url_for("resident.home")))
-    return render_template("accounts/login.html", form=form)
+    return _password_login(
+        form,
+        service.authenticate_resident,
+        form.email,
+        _("The e-mail address, password or code is not correct."),
+        "resident.home",
+        "accounts/login.html",
+    )
 
 
 @bp.route("/logout", methods=["POST"])
@@ -274,16 +286,11 @@ def link():
 @limiter.limit(lambda: current_app.config["LOGIN_RATE_LIMIT"], methods=["POST"])
 def staff_login():
     form = forms.StaffLoginForm()
-    if session.pop("timed_out", False):
-        flash(_("You were logged out because you were inactive for a while."), "info")
-    if form.validate_on_submit():
-        user = service.authenticate_staff(form.login_id.data, form.password.data)
-        if user is None or not service.verify_totp(user, form.totp.data or ""):
-            current_app.logger.info("staff login failed")
-            form.password.errors.append(_("The staff ID, password or code is not correct."))
-        else:
-            db.session.commit()
-            _start_session(user)
-            current_app.logger.info("staff login ok staff=%s", user.login_id)
-            return redirect(safe_next(url_for("staff.home")))
-    return render_template("accounts/staff_login.html", form=form)
+    return _password_login(
+        form,
+        service.authenticate_staff,
+        form.login_id,
+        _("The staff ID, password or code is not correct."),
+        "staff.home",
+        "accounts/staff_login.html",
+    )

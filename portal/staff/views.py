@@ -20,6 +20,8 @@ from portal.vault import service as vault
 bp = Blueprint("staff", __name__, url_prefix="/staff")
 
 READERS = ("counter", "processing", "admin")
+# What the resident page shows, and so what its access record names.
+RECORD_ITEMS = ["basic4", "household", "register_status", "attributes"]
 
 
 def staff_actor() -> access.Actor:
@@ -36,6 +38,21 @@ def _purpose() -> str:
     if purpose not in PURPOSES:
         abort(400)
     return purpose
+
+
+def _resident_page(person, purpose: str, *, number: str | None = None, code: str | None = None):
+    return render_template(
+        "staff/resident.html",
+        person=person,
+        members=registry.household_members(person),
+        purpose=purpose,
+        purposes=PURPOSES,
+        has_number=number is not None or vault.has_number(person.id),
+        number_purpose=purpose in NUMBER_PURPOSES,
+        mask=vault.MASK,
+        number=number,
+        code=code,
+    )
 
 
 @bp.route("/")
@@ -81,22 +98,11 @@ def resident(resident_id: int):
     access.record(
         staff_actor(),
         resident_id=person.id,
-        data_items=["basic4", "household", "register_status", "attributes"],
+        data_items=RECORD_ITEMS,
         purpose=purpose,
     )
     db.session.commit()
-    return render_template(
-        "staff/resident.html",
-        person=person,
-        members=registry.household_members(person),
-        purpose=purpose,
-        purposes=PURPOSES,
-        has_number=vault.has_number(person.id),
-        number_purpose=purpose in NUMBER_PURPOSES,
-        mask=vault.MASK,
-        number=None,
-        code=None,
-    )
+    return _resident_page(person, purpose)
 
 
 @bp.route("/residents/<int:resident_id>/individual-number", methods=["POST"])
@@ -112,18 +118,7 @@ def reveal_number(resident_id: int):
     except (registry.NotFound, LookupError):
         abort(404)
     db.session.commit()
-    return render_template(
-        "staff/resident.html",
-        person=person,
-        members=registry.household_members(person),
-        purpose=purpose,
-        purposes=PURPOSES,
-        has_number=True,
-        number_purpose=True,
-        mask=vault.MASK,
-        number=number,
-        code=None,
-    )
+    return _resident_page(person, purpose, number=number)
 
 
 @bp.route("/residents/<int:resident_id>/activation-code", methods=["POST"])
@@ -139,23 +134,12 @@ def activation_code(resident_id: int):
     access.record(
         staff_actor(),
         resident_id=person.id,
-        data_items=["basic4"],
+        data_items=RECORD_ITEMS,
         purpose="portal_support: registration code",
     )
     code = accounts.issue_activation_code(person.id, current_user.login_id)
     db.session.commit()
-    return render_template(
-        "staff/resident.html",
-        person=person,
-        members=registry.household_members(person),
-        purpose="portal_support",
-        purposes=PURPOSES,
-        has_number=vault.has_number(person.id),
-        number_purpose=False,
-        mask=vault.MASK,
-        number=None,
-        code=code,
-    )
+    return _resident_page(person, "portal_support", code=code)
 
 
 @bp.route("/admin/staff", methods=["GET", "POST"])
