@@ -72,6 +72,13 @@ def compute_hash(prev_hash: str, record: AccessRecord) -> str:
 
 def record(actor: Actor, *, resident_id: int, data_items: Iterable[str], purpose: str) -> AccessRecord:
     """Append one record in the caller's transaction (committed with the read it describes)."""
+    return record_many(actor, resident_ids=[resident_id], data_items=data_items, purpose=purpose)[0]
+
+
+def record_many(
+    actor: Actor, *, resident_ids: Iterable[int], data_items: Iterable[str], purpose: str
+) -> list[AccessRecord]:
+    """One record per resident read together (a search result), chained in one locked step."""
     items = list(dict.fromkeys(data_items))
     unknown = [i for i in items if i not in DATA_ITEMS]
     if unknown or not items:
@@ -81,22 +88,27 @@ def record(actor: Actor, *, resident_id: int, data_items: Iterable[str], purpose
     if db.session.get_bind().dialect.name == "postgresql":
         db.session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK_KEY})
     prev = db.session.scalar(select(AccessRecord.row_hash).order_by(AccessRecord.id.desc()).limit(1))
-    row = AccessRecord(
-        at=utcnow(),
-        resident_id=resident_id,
-        actor_kind=actor.kind,
-        actor_id=actor.id,
-        actor_role=actor.role,
-        organisation=actor.organisation,
-        terminal_id=actor.terminal_id,
-        data_items=",".join(items),
-        purpose=purpose.strip(),
-        prev_hash=prev or GENESIS,
-    )
-    row.row_hash = compute_hash(row.prev_hash, row)
-    db.session.add(row)
+    prev = prev or GENESIS
+    now = utcnow()
+    rows = []
+    for resident_id in resident_ids:
+        row = AccessRecord(
+            at=now,
+            resident_id=resident_id,
+            actor_kind=actor.kind,
+            actor_id=actor.id,
+            actor_role=actor.role,
+            organisation=actor.organisation,
+            terminal_id=actor.terminal_id,
+            data_items=",".join(items),
+            purpose=purpose.strip(),
+            prev_hash=prev,
+        )
+        row.row_hash = prev = compute_hash(row.prev_hash, row)
+        rows.append(row)
+    db.session.add_all(rows)
     db.session.flush()
-    return row
+    return rows
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ access record."""
 from __future__ import annotations
 
 from sqlalchemy import func, or_, select
+from sqlalchemy.orm import selectinload
 
 from portal.extensions import db
 from portal.registry.models import Resident
@@ -46,7 +47,7 @@ def search_residents(query: str, *, limit: int = 50, include_inactive: bool = Tr
     if not key:
         return []
     postgres = db.session.get_bind().dialect.name == "postgresql"
-    stmt = select(Resident).where(_name_condition(key, postgres))
+    stmt = select(Resident).options(selectinload(Resident.ward)).where(_name_condition(key, postgres))
     if not include_inactive:
         stmt = stmt.where(Resident.status == "active")
     # Byte order on PostgreSQL, so the planner filters by the name index, then sorts the few matches,

@@ -73,14 +73,12 @@ def search():
             error = _("Choose the purpose of this look-up.")
         else:
             results = registry.search_residents(query)
-            actor = staff_actor()
-            for resident in results:
-                access.record(
-                    actor,
-                    resident_id=resident.id,
-                    data_items=["basic4"],
-                    purpose=f"{purpose}: search",
-                )
+            access.record_many(
+                staff_actor(),
+                resident_ids=[r.id for r in results],
+                data_items=["basic4"],
+                purpose=f"{purpose}: search",
+            )
             db.session.commit()
     return render_template(
         "staff/search.html", query=query, purpose=purpose, purposes=PURPOSES, results=results, error=error
