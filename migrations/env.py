@@ -6,6 +6,7 @@ from alembic import context
 from flask import current_app
 
 from portal.extensions import include_object
+from portal.models_base import UTCDateTime
 
 config = context.config
 logger = logging.getLogger("alembic.env")
@@ -16,6 +17,13 @@ def run_migrations_offline():
     context.configure(url=str(db.engine.url), target_metadata=db.metadata, literal_binds=True)
     with context.begin_transaction():
         context.run_migrations()
+
+
+def render_item(type_, obj, autogen_context):
+    """Revisions use plain SQLAlchemy types, never the app's (UTCDateTime is a DateTime)."""
+    if type_ == "type" and isinstance(obj, UTCDateTime):
+        return "sa.DateTime(timezone=True)"
+    return False
 
 
 def run_migrations_online():
@@ -29,6 +37,7 @@ def run_migrations_online():
     conf_args.setdefault("render_as_batch", True)
     conf_args.setdefault("compare_type", True)
     conf_args.setdefault("include_object", include_object)
+    conf_args.setdefault("render_item", render_item)
     with db.engine.connect() as connection:
         context.configure(
             connection=connection,

@@ -46,11 +46,13 @@ def create_app(config: dict | str | None = None) -> Flask:
 
     from portal.access.views import bp as access_bp
     from portal.accounts.views import bp as accounts_bp
+    from portal.cardid.api import bp as cardid_api_bp
+    from portal.cardid.views import bp as cardid_bp
     from portal.resident.views import bp as resident_bp
     from portal.staff.views import bp as staff_bp
     from portal.views import bp as site_bp
 
-    for bp in (site_bp, accounts_bp, resident_bp, access_bp, staff_bp):
+    for bp in (site_bp, accounts_bp, resident_bp, access_bp, staff_bp, cardid_bp, cardid_api_bp):
         app.register_blueprint(bp)
     cli.init_app(app)
     return app

@@ -60,6 +60,18 @@ class BaseConfig:
     SMTP_STARTTLS = False
 
     REDIS_URL: str | None = None
+
+    # Card identity (docs/card-identity.md). Trust anchors: a folder of root certificates (PEM);
+    # production pins the JPKI roots shipped in card/trust/jpki. CRLs: files refreshed hourly.
+    CARD_TRUST_DIR: str | None = None
+    CARD_CRL_FILES: tuple[str, ...] = ()
+    CARD_CRL_REFRESH_SECONDS = 3600
+    CARD_CHALLENGE_SECONDS = 60
+    CARD_CHALLENGE_RATE_LIMIT = "30 per minute"
+    # The terminal agent on a counter PC (python -m kiosk.agent), reached by the page over loopback.
+    AGENT_ORIGIN = "http://127.0.0.1:47100"
+    # The origin card challenges are bound to; by default the one the request came in on.
+    PUBLIC_ORIGIN: str | None = None
     CITY_NAME_JA = "みなと市"
     CITY_NAME_EN = "Minato City"
     # argon2id parameters: a profile name from argon2.profiles.
@@ -116,6 +128,10 @@ ENV_SETTINGS = {
     "SMTP_PORT": int,
     "SMTP_USERNAME": str,
     "SMTP_PASSWORD": str,
+    "CARD_TRUST_DIR": str,
+    "CARD_CRL_FILES": lambda v: tuple(p for p in v.split(",") if p),
+    "AGENT_ORIGIN": str,
+    "PUBLIC_ORIGIN": str,
 }
 
 
@@ -156,6 +172,7 @@ def finalise(config: dict, instance_path: str) -> None:
             _development_secrets(config, instance_path)
         if not config.get("MAIL_OUTBOX_DIR"):
             config["MAIL_OUTBOX_DIR"] = os.path.join(instance_path, "outbox")
+    _card_defaults(config, instance_path)
     if config.get("REDIS_URL") and config.get("RATELIMIT_STORAGE_URI", "").startswith("memory"):
         config["RATELIMIT_STORAGE_URI"] = config["REDIS_URL"]
     key = base64.b64decode(config["VAULT_KEY"])
@@ -185,3 +202,18 @@ def _development_secrets(config: dict, instance_path: str) -> None:
     if changed:
         path.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
         path.chmod(0o600)
+
+
+def _card_defaults(config: dict, instance_path: str) -> None:
+    """Outside production, the demo cards' test PKI (made by flask demo cards) is trusted when it
+    exists; otherwise, and in production, the JPKI roots."""
+    demo_pki = Path(instance_path) / "cards" / "pki"
+    use_demo = config.get("NAME") != "production" and (demo_pki / "auth_root.pem").exists()
+    if not config.get("CARD_TRUST_DIR"):
+        config["CARD_TRUST_DIR"] = str(
+            demo_pki if use_demo else Path(__file__).parent.parent / "card/trust/jpki"
+        )
+    if not config.get("CARD_CRL_FILES") and use_demo:
+        config["CARD_CRL_FILES"] = tuple(
+            str(p) for p in (demo_pki / "auth_crl.der", demo_pki / "sign_crl.der") if p.exists()
+        )

@@ -22,7 +22,7 @@ def add_headers(response):
         f"script-src 'self' 'nonce-{n}'; "
         "style-src 'self'; "
         "img-src 'self' data:; "
-        "connect-src 'self'; "
+        f"connect-src 'self' {current_app.config['AGENT_ORIGIN']}; "
         "font-src 'self'; "
         "object-src 'none'; "
         "base-uri 'none'; "
