@@ -1,7 +1,7 @@
-"""``python -m card`` — see :mod:`card.cli`."""
+"""``python -m card`` — see :mod:`card.cli`; the ``login`` subcommand is :mod:`card.login`."""
 
 import sys
 
-from card.cli import main
+from card.login import main
 
 sys.exit(main())
