@@ -116,7 +116,13 @@ class IsolatedClient(FlaskClient):
 
 
 @pytest.fixture
-def app(database_url, tmp_path):
+def app_config() -> dict:
+    """Extra configuration for the app under test; a test module overrides this fixture."""
+    return {}
+
+
+@pytest.fixture
+def app(database_url, tmp_path, app_config):
     from wsgi import create_app
 
     application = create_app(
@@ -125,6 +131,7 @@ def app(database_url, tmp_path):
             "SQLALCHEMY_DATABASE_URI": database_url,
             "MAIL_OUTBOX_DIR": str(tmp_path / "outbox"),
             "SERVER_NAME": "portal.test",
+            **app_config,
         }
     )
     application.test_client_class = IsolatedClient
