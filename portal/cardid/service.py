@@ -15,7 +15,14 @@ from sqlalchemy import select
 from card import termsig
 from card.ids import IndividualNumber
 from card.models import Basic4
-from card.verify import CrlIndex, TrustStore, VerificationError, VerifiedCertificate, verify_signature
+from card.verify import (
+    CrlIndex,
+    TrustStore,
+    VerificationError,
+    VerifiedCertificate,
+    verify_certificate,
+    verify_signature,
+)
 from portal.access import service as access
 from portal.cardid.models import TERMINAL_KINDS, CardChallenge, CardCredential, ExternalIdentity, Terminal
 from portal.extensions import db
@@ -71,6 +78,15 @@ def _verify(cert_der: bytes, signature: bytes, message: bytes, kind: str) -> Ver
 
 
 # --- challenges -----------------------------------------------------------------------------------
+
+
+def verify_certificate_only(cert_der: bytes, kind: str = "auth") -> VerifiedCertificate:
+    """Chain, validity, key usage and revocation of a certificate, without a signature."""
+    v = verifier()
+    try:
+        return verify_certificate(cert_der, v.trust, v.revocation, expected_kind=kind)
+    except VerificationError as exc:
+        raise CardIdError(exc.reason, 403) from None
 
 
 def challenge_message(ch: CardChallenge) -> bytes:
