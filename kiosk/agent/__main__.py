@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     from kiosk.agent.service import Agent
 
     try:
-        client = ServerClient(args.server, args.terminal, load_key_file(args.key))
+        client = ServerClient(args.server, args.terminal, load_key_file(args.key), origin=args.origin)
         backend = backend_for(args.reader, args.sim)
     except (ValueError, OSError, CardError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -127,6 +127,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--server", required=True, help="the portal's URL (https; http only to this machine)")
     p.add_argument("--terminal", required=True, help="this terminal's id, as registered on the server")
     p.add_argument("--key", required=True, help="this terminal's Ed25519 private key (PEM, mode 0600)")
+    p.add_argument(
+        "--origin",
+        help="the portal's public origin, if the terminal reaches it under another name (default: --server)",
+    )
     p.add_argument("--port", type=int, default=DEFAULT_PORT, help="port on 127.0.0.1 (0: any free port)")
     where = p.add_mutually_exclusive_group()
     where.add_argument("--reader", help="use only this PC/SC reader (default: any)")

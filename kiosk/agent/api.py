@@ -56,7 +56,9 @@ class AgentServer(ThreadingHTTPServer):
 
     def start(self) -> AgentServer:
         """Serve from a background thread (tests, and the CLI, whose main thread waits for signals)."""
-        self._thread = threading.Thread(target=self.serve_forever, name="kiosk-agent-http", daemon=True)
+        self._thread = threading.Thread(
+            target=self.serve_forever, kwargs={"poll_interval": 0.1}, name="kiosk-agent-http", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -188,6 +190,7 @@ class AgentHandler(BaseHTTPRequestHandler):
                     _field(data, "purpose", str, "kiosk_login"),
                     data.get("challenge"),
                     _pin(data, "pin"),
+                    message=data.get("message"),
                     allow_last_try=_field(data, "allow_last_try", bool, False),
                 )
             elif self._route == "/link":
@@ -195,6 +198,7 @@ class AgentHandler(BaseHTTPRequestHandler):
                 answer = agent.link(
                     data.get("challenge"),
                     _pin(data, "pin"),
+                    message=data.get("message"),
                     text_pin=_pin(data, "text_pin") if data.get("text_pin") is not None else None,
                     allow_last_try=_field(data, "allow_last_try", bool, False),
                 )

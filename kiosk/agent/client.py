@@ -27,7 +27,8 @@ class ServerUnreachableError(Exception):
 class ServerClient:
     """``ServerClient("https://portal.city.example.jp", "T-ID", key).post("/api/card/…", {...})``.
 
-    The server URL may have a path prefix; the signed path is the full path requested.
+    The server URL may have a path prefix; the signed path is the full path requested, and the
+    path alone when there is no query.
     """
 
     def __init__(
@@ -36,12 +37,15 @@ class ServerClient:
         terminal_id: str,
         key: Ed25519PrivateKey,
         *,
+        origin: str | None = None,
         timeout: float = 20.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         require_secure(server)
         self.base = server.rstrip("/")
-        self.origin = normalize_origin(server)
+        #: the origin challenges are bound to: the server's, unless the terminal reaches the server
+        #: under another name than the public one (``PUBLIC_ORIGIN`` on the server)
+        self.origin = normalize_origin(origin or server)
         self.terminal_id = terminal_id
         self.key = key
         self.timeout = timeout

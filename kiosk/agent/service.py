@@ -194,43 +194,45 @@ class Agent:
         return {"reader": bool(seen), "card": card, "tries": (tries or unknown) if card else unknown}
 
     # -- challenges --------------------------------------------------------------------------
-    def _challenge(self, purpose: str, given: Any) -> tuple[str, bytes]:
-        """(challenge id, bytes to sign): from the page's challenge object, or asked for here.
+    def _challenge(self, purpose: str, given: Any, message_b64: Any = None) -> tuple[str, bytes]:
+        """(challenge id, bytes to sign), from what the page sent or, with nothing, asked for here.
 
-        The agent signs only a challenge of this protocol for its own server's origin, whatever
-        the page sends, so it cannot be used to sign anything else.
+        The page may send the server's challenge object (``id``, ``nonce``, ``message``) or its id
+        and ``message`` (base64). Either way the agent signs only a challenge of this protocol, for
+        this purpose and id, bound to its own server's origin: never arbitrary bytes.
         """
         if given is None:
             if purpose not in TERMINAL_ASKS:
-                raise AgentError("bad_request", 400, f"a {purpose!r} challenge comes from the page")
+                raise AgentError("bad_request", 400, f"the page asks the server for a {purpose!r} challenge")
             try:
                 given = self.client.post("/api/card/challenges", {"purpose": purpose})
             except (ServerError, ServerUnreachableError) as exc:
                 raise server_error(exc) from None
-        if isinstance(given, str):
-            raise AgentError(
-                "bad_request", 400, "'challenge' must be the server's challenge object (id, nonce, message)"
+        nonce: str | None = None
+        if isinstance(given, dict):
+            challenge_id = _text(given, "id")
+            if given.get("purpose", purpose) != purpose:
+                raise AgentError("bad_challenge", 400, "the challenge is for another purpose")
+            nonce = _text(given, "nonce") if given.get("nonce") is not None else None
+            message_b64 = given.get("message", message_b64)
+        elif isinstance(given, str) and given:
+            challenge_id = given
+        else:
+            raise AgentError("bad_request", 400, "'challenge' must be the challenge's id or object")
+        if message_b64 is None:
+            if nonce is None:
+                raise AgentError("bad_request", 400, "the challenge's 'message' (or 'nonce') is needed")
+            return challenge_id, challenge_message(purpose, challenge_id, nonce, self.client.origin)
+        try:
+            message = base64.b64decode(message_b64, validate=True)
+            check_challenge_message(
+                message, purpose=purpose, origin=self.client.origin, challenge_id=challenge_id, nonce=nonce
             )
-        if not isinstance(given, dict):
-            raise AgentError("bad_request", 400, "'challenge' must be an object")
-        challenge_id = _text(given, "id")
-        nonce = _text(given, "nonce")
-        if given.get("purpose", purpose) != purpose:
-            raise AgentError("bad_challenge", 400, "the challenge is for another purpose")
-        expected = challenge_message(purpose, challenge_id, nonce, self.client.origin)
-        if given.get("message") is not None:
-            try:
-                message = base64.b64decode(given["message"], validate=True)
-                check_challenge_message(
-                    message,
-                    purpose=purpose,
-                    origin=self.client.origin,
-                    challenge_id=challenge_id,
-                    nonce=nonce,
-                )
-            except (ChallengeMismatchError, binascii.Error, ValueError, TypeError):
-                raise AgentError("bad_challenge", 400, "the challenge is not for this server") from None
-        return challenge_id, expected
+        except (ChallengeMismatchError, binascii.Error, ValueError, TypeError):
+            raise AgentError(
+                "bad_challenge", 400, "not a challenge of this server for this purpose"
+            ) from None
+        return challenge_id, message
 
     def _post(self, path: str, payload: dict[str, Any]) -> dict[str, Any]:
         try:
@@ -256,7 +258,13 @@ class Agent:
 
     # -- operations --------------------------------------------------------------------------
     def login(
-        self, purpose: str, challenge: Any, pin: str, *, allow_last_try: bool = False
+        self,
+        purpose: str,
+        challenge: Any,
+        pin: str,
+        *,
+        message: Any = None,
+        allow_last_try: bool = False,
     ) -> dict[str, Any]:
         """Sign a challenge with the user-authentication key and post the answer (terminal-signed)."""
         if purpose not in TERMINAL_ANSWERS:
@@ -264,9 +272,9 @@ class Agent:
         with self._card() as session:
             self._check_tries(session, PinKind.AUTH, allow_last_try)
             certificate = self._guard(PinKind.AUTH, session.read_auth_certificate)
-            challenge_id, message = self._challenge(purpose, challenge)
+            challenge_id, to_sign = self._challenge(purpose, challenge, message)
             signature = self._guard(
-                PinKind.AUTH, lambda: session.sign_auth(message, pin, allow_last_try=allow_last_try)
+                PinKind.AUTH, lambda: session.sign_auth(to_sign, pin, allow_last_try=allow_last_try)
             )
         log.info("signed a %s challenge", purpose)
         return self._post(
@@ -279,7 +287,13 @@ class Agent:
         )
 
     def link(
-        self, challenge: Any, pin: str, *, text_pin: str | None = None, allow_last_try: bool = False
+        self,
+        challenge: Any,
+        pin: str,
+        *,
+        message: Any = None,
+        text_pin: str | None = None,
+        allow_last_try: bool = False,
     ) -> dict[str, Any]:
         """Identity proofing: the text AP (number + basic 4 info), the auth certificate and a
         signature over a ``link`` challenge, posted to ``/api/card/links``. ``text_pin`` defaults
@@ -288,13 +302,13 @@ class Agent:
         with self._card() as session:
             self._check_tries(session, PinKind.TEXT, allow_last_try)
             self._check_tries(session, PinKind.AUTH, allow_last_try)
-            challenge_id, message = self._challenge("link", challenge)
+            challenge_id, to_sign = self._challenge("link", challenge, message)
             number, basic4 = self._guard(
                 PinKind.TEXT, lambda: session.read_text_ap(text_pin, allow_last_try=allow_last_try)
             )
             certificate = self._guard(PinKind.AUTH, session.read_auth_certificate)
             signature = self._guard(
-                PinKind.AUTH, lambda: session.sign_auth(message, pin, allow_last_try=allow_last_try)
+                PinKind.AUTH, lambda: session.sign_auth(to_sign, pin, allow_last_try=allow_last_try)
             )
         log.info("read the card for a link")
         return self._post(

@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from card.login import challenge_message
 from card.verify import TrustStore, VerificationError, verify_signature
-from kiosk.agent.signing import TerminalSignatureError, terminal_id, verify_request
+from kiosk.agent.signing import TerminalSignatureError, verify_request
 
 
 @dataclass
@@ -90,7 +90,7 @@ class StandIn:
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
         self._thread.start()
 
     def close(self) -> None:
@@ -183,14 +183,16 @@ class _Handler(BaseHTTPRequestHandler):
         headers = dict(self.headers.items())
         terminal: str | None = None
         try:
-            if "X-Terminal-Id" in self.headers:
+            claimed = self.headers.get("X-Terminal-Id")
+            if claimed:
+                key = state.terminals.get(claimed)
+                if key is None:
+                    raise Refusal(401, "terminal_unknown")
                 try:
-                    key = state.terminals.get(terminal_id(self.headers))
-                    if key is None:
-                        raise Refusal(403, "terminal_unknown")
-                    terminal = verify_request(key, self.headers, self.command, self.path, body, time.time())
+                    verify_request(key, self.headers, self.command, self.path, body, time.time())
                 except TerminalSignatureError as exc:
-                    raise Refusal(401, exc.code, exc.reason) from None
+                    raise Refusal(401, exc.code) from None
+                terminal = claimed
             state.requests.append(Recorded(self.command, path, headers, body, terminal))
             status, data = state._answer(self.command, path, terminal, json.loads(body) if body else None)
         except Refusal as exc:
