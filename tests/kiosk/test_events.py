@@ -78,13 +78,17 @@ def test_every_stream_gets_every_event(running: Running, stream: EventStream, st
         other.close()
 
 
-def test_keepalive(running: Running, stream: EventStream) -> None:
+def test_keepalive(running: Running) -> None:
     running.httpd.keepalive = 0.05
-    assert stream.next()[0] == "status"  # type: ignore[index]
-    line = b""
-    while not line.startswith(b":"):
-        line = stream.response.readline()
-    assert line == b": keepalive\n"
+    stream = EventStream(running.port)
+    try:
+        assert stream.next()[0] == "status"  # type: ignore[index]
+        line = b""
+        while not line.startswith(b":"):
+            line = stream.response.readline()
+        assert line == b": keepalive\n"
+    finally:
+        stream.close()
 
 
 def test_streams_end_and_threads_stop_on_shutdown(running: Running, stream: EventStream) -> None:
