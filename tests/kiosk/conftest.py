@@ -111,9 +111,11 @@ class Running:
             conn.close()
 
 
-def start_agent(server_url: str, key: Ed25519PrivateKey, card_dir: Path, **options: Any) -> Running:
+def start_agent(
+    server_url: str, key: Ed25519PrivateKey, card_dir: Path, *, terminal: str = TERMINAL, **options: Any
+) -> Running:
     backend = SimBackend(card_dir)
-    agent = Agent(backend, ServerClient(server_url, TERMINAL, key), poll_ms=20).start()
+    agent = Agent(backend, ServerClient(server_url, terminal, key), poll_ms=20).start()
     httpd = AgentServer(agent, 0, options.get("allow_origin")).start()
     return Running(agent, httpd, backend)
 
