@@ -54,5 +54,8 @@ def create_app(config: dict | str | None = None) -> Flask:
 
     for bp in (site_bp, accounts_bp, resident_bp, access_bp, staff_bp, cardid_bp, cardid_api_bp):
         app.register_blueprint(bp)
+    from portal import eid
+
+    eid.init_app(app)
     cli.init_app(app)
     return app
