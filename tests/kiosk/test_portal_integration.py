@@ -6,6 +6,7 @@ on the same app and database; the agent and the helper speak HTTP to the live se
 from __future__ import annotations
 
 import io
+import logging
 import re
 import shutil
 import sys
@@ -145,7 +146,8 @@ def link(agent: Running, live: str) -> dict:
 
 
 # -- linking and the counter scan -------------------------------------------------------------------
-def test_link_at_the_counter_then_scan(app, db, client, live, agent, person) -> None:
+def test_link_at_the_counter_then_scan(app, db, client, live, agent, person, caplog) -> None:
+    caplog.set_level(logging.DEBUG)
     answer = link(agent, live)
     assert answer["status"] == "linked"
     db.session.expire_all()
@@ -173,6 +175,9 @@ def test_link_at_the_counter_then_scan(app, db, client, live, agent, person) -> 
     # the same answer again: the challenge is single-use
     code, again = page_call(agent, live, "/login", scan)
     assert (code, again["error"]["code"]) == (409, "challenge_used")
+    # agent, client and server logged, at DEBUG; never the PIN or the number
+    assert "POST /api/card/links -> 200" in caplog.text
+    assert PIN not in caplog.text and fake_number(71) not in caplog.text
 
 
 def test_link_started_by_the_clerks_page(app, db, client, live, agent, person) -> None:
