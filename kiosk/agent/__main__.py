@@ -123,6 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m kiosk.agent",
         description="The terminal agent: owns the card reader and serves the page on 127.0.0.1.",
+        epilog="Keys: python -m kiosk.agent keygen --out FILE [--force] | pubkey --key FILE",
     )
     p.add_argument("--server", required=True, help="the portal's URL (https; http only to this machine)")
     p.add_argument("--terminal", required=True, help="this terminal's id, as registered on the server")
