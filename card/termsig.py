@@ -55,7 +55,7 @@ def verify_request(
     skew: int = MAX_SKEW_SECONDS,
 ) -> None:
     stamp = headers.get(HEADER_TIME, "")
-    if not stamp.isdigit():
+    if not (stamp.isascii() and stamp.isdigit() and len(stamp) <= 12):
         raise TerminalSignatureError("terminal_time")
     if abs(int(stamp) - (time.time() if now is None else now)) > skew:
         raise TerminalSignatureError("terminal_clock")

@@ -162,6 +162,9 @@ def finalise(config: dict, instance_path: str) -> None:
                 ("SECRET_KEY", "SECRET_KEY"),
                 ("DATABASE_URL", "SQLALCHEMY_DATABASE_URI"),
                 ("VAULT_KEY", "VAULT_KEY"),
+                # Card challenges are bound to the public origin; behind a proxy the request's
+                # host is not it, and terminals would refuse every challenge.
+                ("PUBLIC_ORIGIN", "PUBLIC_ORIGIN"),
             )
             if not config.get(key)
         ]

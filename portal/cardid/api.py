@@ -41,7 +41,10 @@ def _terminal():
     """The terminal that signed this request (verified once per request), or None."""
     if "terminal" not in g:
         g.terminal = service.authenticate_terminal(
-            request.headers, request.method, request.full_path.rstrip("?"), request.get_data()
+            request.headers,
+            request.method,
+            request.script_root + request.full_path.rstrip("?"),
+            request.get_data(),
         )
     return g.terminal
 
@@ -167,7 +170,7 @@ def challenge_status(challenge_id: str):
             session["login_method"] = "card"
             body["redirect"] = url_for("resident.home")
         db.session.commit()
-    elif ch.status == "done" and ch.purpose == "counter_scan":
+    elif ch.status == "done" and ch.purpose in ("counter_scan", "link"):
         body["redirect"] = url_for("cardid.counter_result", challenge_id=ch.id)
     return jsonify(body)
 

@@ -243,14 +243,6 @@ def test_an_unregistered_terminal_key(app, db, live, card_copy, counter_key) -> 
         run.httpd.close()
 
 
-@pytest.mark.xfail(strict=True, reason="portal/cardid has no kiosk_login purpose yet (docs/card-identity.md)")
-def test_kiosk_login(app, db, client, live, agent, person) -> None:
-    link(agent, live)
-    status, answer = page_call(agent, live, "/login", {"purpose": "kiosk_login", "pin": PIN})
-    assert (status, answer["status"]) == (200, "done")
-    assert answer["ticket"]
-
-
 # -- logging in on a PC ------------------------------------------------------------------------------
 def open_card_login(browser) -> tuple[str, str]:
     page = browser.get("/card-login").get_data(as_text=True)

@@ -137,6 +137,7 @@ def test_production_cookies_are_secure(monkeypatch, tmp_path):
     monkeypatch.setenv("SECRET_KEY", "x" * 40)
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path}/p.sqlite3")
     monkeypatch.setenv("VAULT_KEY", "dGVzdHRlc3R0ZXN0dGVzdHRlc3R0ZXN0dGVzdHRlc3Q=")
+    monkeypatch.setenv("PUBLIC_ORIGIN", "https://portal.example")
     app = create_app("production")
     resp = app.test_client().get("/login", base_url="https://portal.example")
     assert "Secure" in resp.headers["Set-Cookie"]
