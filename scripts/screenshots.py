@@ -110,6 +110,24 @@ def take(browser, server: LiveServer, out: Path) -> list[Path]:
             shoot(tab, out, f"access-history-{lang}", size, written)
         tab.set_language("ja")
         context.close()
+
+    # Card identity: the card login page (a fresh code), the resident's cards, the counter's card
+    # page and the terminal register (desktop only: staff pages).
+    context = browser.new_context(**BROWSER, **VIEWPORTS["mobile"])
+    tab = Tab(context.new_page(), server.url)
+    for lang in ("ja", "en"):
+        tab.goto("/login")
+        tab.set_language(lang)
+        tab.goto("/card-login")
+        shoot(tab, out, f"card-login-{lang}", "mobile", written)
+    context.close()
+    context = browser.new_context(**BROWSER, **VIEWPORTS["desktop"])
+    tab = Tab(context.new_page(), server.url)
+    staff_login(tab, server)
+    tab.set_language("ja")
+    tab.goto("/staff/counter/card")
+    shoot(tab, out, "counter-card-ja", "desktop", written)
+    context.close()
     return written
 
 
