@@ -95,15 +95,8 @@ def main() -> None:
         account.resident_id, account.email_verified_at = person.id, utcnow()
         verified = cardid.verify_certificate_only(cert_der)
         db.session.add(
-            cardid.CardCredential(
-                resident_id=person.id,
-                issuer=verified.issuer,
-                serial=str(verified.serial),
-                fingerprint_sha256=verified.fingerprint_sha256,
-                not_before=verified.not_before,
-                not_after=verified.not_after,
-                linked_by="bench",
-                linked_via="text_ap",
+            cardid.CardCredential.from_verified(
+                verified, resident_id=person.id, linked_by="bench", via="text_ap"
             )
         )
         db.session.commit()

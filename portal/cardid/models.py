@@ -38,6 +38,20 @@ class CardCredential(db.Model):
 
     resident: Mapped[Resident] = relationship()
 
+    @classmethod
+    def from_verified(cls, verified, *, resident_id: int, linked_by: str, via: str) -> CardCredential:
+        """A credential for a certificate ``card.verify`` accepted."""
+        return cls(
+            resident_id=resident_id,
+            issuer=verified.issuer,
+            serial=str(verified.serial),
+            fingerprint_sha256=verified.fingerprint_sha256,
+            not_before=verified.not_before,
+            not_after=verified.not_after,
+            linked_by=linked_by,
+            linked_via=via,
+        )
+
 
 class Terminal(db.Model):
     """A registered city terminal; its requests are signed with its Ed25519 key."""

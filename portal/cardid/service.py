@@ -262,16 +262,7 @@ def _link(
         existing.status, existing.revoked_at, existing.revoked_reason = "active", None, None
         cred = existing
     else:
-        cred = CardCredential(
-            resident_id=resident.id,
-            issuer=verified.issuer,
-            serial=str(verified.serial),
-            fingerprint_sha256=verified.fingerprint_sha256,
-            not_before=verified.not_before,
-            not_after=verified.not_after,
-            linked_by=actor.id,
-            linked_via=via,
-        )
+        cred = CardCredential.from_verified(verified, resident_id=resident.id, linked_by=actor.id, via=via)
         db.session.add(cred)
     # One card at a time: a renewed or replaced card supersedes the resident's earlier ones.
     for old in db.session.scalars(
