@@ -17,11 +17,17 @@ import pytest
 import sqlalchemy as sa
 from flask.globals import _cv_app
 from flask.testing import FlaskClient
-
-os.environ["PORTAL_CONFIG"] = "test"
+from hypothesis import settings
 
 from card.ids import is_valid_my_number
 from portal import mail
+
+os.environ["PORTAL_CONFIG"] = "test"
+
+# CI shares two cores with PostgreSQL, pcscd and Chromium: no per-example deadline, or a slow
+# moment fails a property that holds.
+settings.register_profile("suite", deadline=None)
+settings.load_profile("suite")
 
 ROOT = Path(__file__).resolve().parent.parent
 BACKENDS = ["sqlite", "postgresql"]
