@@ -60,6 +60,9 @@ class BaseConfig:
     SMTP_STARTTLS = False
 
     REDIS_URL: str | None = None
+    # Background jobs (fan-out, e-mail, push): inline here; RQ on Redis in production.
+    JOBS_INLINE = True
+    JOBS_QUEUE = "portal"
 
     # Card identity (docs/card-identity.md). Trust anchors: a folder of root certificates (PEM);
     # production pins the JPKI roots shipped in card/trust/jpki. CRLs: files refreshed hourly.
@@ -105,6 +108,7 @@ class TestConfig(BaseConfig):
 
 class ProductionConfig(BaseConfig):
     NAME = "production"
+    JOBS_INLINE = False
     RATELIMIT_STORAGE_URI = "redis://127.0.0.1:6379/1"
     MAIL_BACKEND = "smtp"
 
