@@ -228,7 +228,7 @@ def inbox(resident: Resident, *, category: str | None = None, query: str | None 
     stmt = stmt.order_by(Delivery.read_at.is_not(None), Delivery.created_at.desc(), Delivery.id.desc()).limit(
         limit
     )
-    return list(db.session.execute(stmt).tuples())
+    return [tuple(row) for row in db.session.execute(stmt)]
 
 
 def unread_count(resident: Resident) -> int:
@@ -295,16 +295,17 @@ def figures(notice: Notice) -> dict:
     replies = dict(
         db.session.execute(
             select(Reply.option, func.count()).where(Reply.delivery_id.in_(deliveries)).group_by(Reply.option)
-        ).tuples()
+        )
     )
-    opened_by_day = list(
-        db.session.execute(
+    opened_by_day = [
+        (str(day), count)
+        for day, count in db.session.execute(
             select(func.date(Delivery.read_at), func.count())
             .where(Delivery.notice_id == notice.id, Delivery.read_at.is_not(None))
             .group_by(func.date(Delivery.read_at))
             .order_by(func.date(Delivery.read_at))
-        ).tuples()
-    )
+        )
+    ]
     return {
         "targeted": db.session.scalar(select(func.count()).select_from(deliveries.subquery())) or 0,
         "opened": db.session.scalar(
