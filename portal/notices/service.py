@@ -295,7 +295,7 @@ def figures(notice: Notice) -> dict:
     replies = dict(
         db.session.execute(
             select(Reply.option, func.count()).where(Reply.delivery_id.in_(deliveries)).group_by(Reply.option)
-        )
+        ).all()
     )
     opened_by_day = [
         (str(day), count)
