@@ -15,10 +15,11 @@ import smtplib
 from functools import lru_cache
 from pathlib import Path
 
-from flask import current_app, render_template
+from flask import current_app
 from flask_babel import force_locale
 from flask_babel import lazy_gettext as _l
 from itsdangerous import BadSignature, URLSafeSerializer
+from jinja2 import FileSystemLoader
 from sqlalchemy import delete, update
 
 from portal import mail
@@ -109,6 +110,17 @@ def unsubscribe_url(account_id: int, category: str) -> str:
 # --- e-mail --------------------------------------------------------------------------------------
 
 
+def _mail_templates():
+    """This package's templates on the app's Jinja environment (its i18n and autoescape), usable
+    in a worker whether or not a notices blueprint is registered."""
+    env = current_app.extensions.get("notice_mail_env")
+    if env is None:
+        folder = Path(__file__).parent / "templates"
+        env = current_app.jinja_env.overlay(loader=FileSystemLoader(str(folder)))
+        current_app.extensions["notice_mail_env"] = env
+    return env
+
+
 def send_email(*, account, title: str, category: str, delivery_id: int) -> None:
     if not account.email or account.email_verified_at is None:
         raise ChannelError("no_verified_address", final=True)
@@ -121,10 +133,11 @@ def send_email(*, account, title: str, category: str, delivery_id: int) -> None:
         "lang": lang,
         "city": current_app.config["CITY_NAME_EN" if lang == "en" else "CITY_NAME_JA"],
     }
+    env = _mail_templates()
     with force_locale(lang):
         context["category_label"] = str(CATEGORY_LABELS[category])
-        text = render_template("notices/mail/notice.txt", **context)
-        html = render_template("notices/mail/notice.html", **context)
+        text = env.get_template("notices/mail/notice.txt").render(**context)
+        html = env.get_template("notices/mail/notice.html").render(**context)
     try:
         mail.send(account.email, title, text, html)
     except smtplib.SMTPRecipientsRefused:

@@ -68,10 +68,11 @@ def recipients():
 
 
 def account_for(delivery: Delivery) -> ResidentAccount | None:
-    row = db.session.execute(
-        select(recipients().c.account_id).where(recipients().c.resident_id == delivery.resident_id)
-    ).first()
-    return db.session.get(ResidentAccount, row[0]) if row else None
+    rec = recipients()
+    account_id = db.session.scalar(
+        select(rec.c.account_id).where(rec.c.resident_id == delivery.resident_id).limit(1)
+    )
+    return db.session.get(ResidentAccount, account_id) if account_id else None
 
 
 def _enabled(account_id, category, channel):
@@ -301,9 +302,23 @@ def send_notice(notice_id: int) -> dict:
     return deliver_due(notice_id=notice_id)
 
 
+def send_notice_job(notice_id: int) -> dict:
+    """``send_notice`` as an RQ job (through ``portal.jobs.run_in_app``, which builds an app per
+    job): the job's connections are closed when it ends."""
+    try:
+        return send_notice(notice_id)
+    finally:
+        db.session.remove()
+        db.engine.dispose()
+
+
 def deliver_job() -> dict:
-    """Retries and anything left: run by a periodic job (``flask push deliver`` or RQ)."""
-    return deliver_due()
+    """Retries and anything left: run periodically (``flask push deliver``, or this as an RQ job)."""
+    try:
+        return deliver_due()
+    finally:
+        db.session.remove()
+        db.engine.dispose()
 
 
 def schedule_send(notice_id: int):
@@ -312,7 +327,7 @@ def schedule_send(notice_id: int):
 
     if current_app.config["JOBS_INLINE"]:
         return send_notice(notice_id)
-    return enqueue(run_in_app, f"{__name__}.send_notice", notice_id, job_id=f"send-notice-{notice_id}")
+    return enqueue(run_in_app, f"{__name__}.send_notice_job", notice_id, job_id=f"send-notice-{notice_id}")
 
 
 def send_due_notices() -> list[int]:
@@ -333,5 +348,6 @@ __all__ = [
     "schedule_send",
     "send_due_notices",
     "send_notice",
+    "send_notice_job",
     "send_one",
 ]

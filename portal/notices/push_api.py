@@ -12,7 +12,7 @@ import binascii
 from urllib.parse import urlsplit
 
 import click
-from flask import Blueprint, Flask, abort, current_app, jsonify, render_template, request, send_file
+from flask import Blueprint, Flask, Response, abort, current_app, jsonify, render_template, request
 from flask.cli import AppGroup
 from flask_login import current_user
 from sqlalchemy import delete, select
@@ -100,7 +100,7 @@ def unsubscribe_push():
 @allow("public")
 def service_worker():
     """The service worker at the site root, so its scope is the whole portal."""
-    resp = send_file(ROOT / "static" / "sw.js", mimetype="text/javascript", max_age=0)
+    resp = Response((ROOT / "static" / "sw.js").read_bytes(), mimetype="text/javascript")
     resp.headers["Service-Worker-Allowed"] = "/"
     resp.headers["Cache-Control"] = "no-cache"
     return resp
