@@ -204,12 +204,13 @@ def _fire(
     candidates: Select,
     *,
     batch: int = BATCH,
-) -> int:
+) -> tuple[int, int | None]:
     """Fire a trigger for ``candidates`` — a SELECT of ``(resident_id, fired_key)`` rows whose key
-    is not in ``trigger_fired`` yet — batch by batch of resident ids. Returns how many fired."""
+    is not in ``trigger_fired`` yet — batch by batch of resident ids. Returns how many fired and
+    the day's notice (None when nobody qualified)."""
     rows = candidates.subquery()
     if db.session.scalar(select(exists().where(rows.c.resident_id.is_not(None)))) is not True:
-        return 0
+        return 0, None
     notice = _day_notice(notice_key, category, texts, on)
     db.session.commit()
     top = db.session.scalar(select(func.max(rows.c.resident_id))) or 0
@@ -242,7 +243,7 @@ def _fire(
     db.session.execute(update(Notice).where(Notice.id == notice.id).values(targeted=total))
     db.session.commit()
     current_app.logger.info("trigger %s fired for %s residents (notice %s)", notice_key, fired, notice.id)
-    return fired
+    return fired, notice.id
 
 
 def _fired_count(notice_id: int) -> int:
@@ -309,20 +310,33 @@ class _RunLock:
             self.conn.close()
 
 
-def run_triggers(on: date | None = None) -> dict[str, int]:
+def run_triggers(on: date | None = None, *, send: bool = True) -> dict[str, int]:
     """Run every scheduled trigger for date ``on`` (today in Tokyo by default). Idempotent: a
-    second run on the same day fires nothing new. Returns ``{trigger key: residents fired}``."""
+    second run on the same day fires nothing new. Returns ``{trigger key: residents fired}``.
+
+    With ``send``, each notice that gained residents goes to the channels (e-mail, Web Push) through
+    ``delivery.schedule_send`` — an RQ job, or at once with ``JOBS_INLINE``."""
     on = on or today_in_tokyo()
     fired: dict[str, int] = {}
+    notices: list[int] = []
     with _RunLock() as locked:
         if not locked:
             current_app.logger.warning("triggers: another run holds the lock; skipped")
             return fired
-        for vaccine in VACCINES:
-            key = f"vaccination:{vaccine.code}"
-            texts = vaccination_texts(vaccine)
-            fired[key] = _fire(key, "child", texts, on, vaccination_candidates(vaccine, on))
-        fired["card_expiry"] = _fire("card_expiry", "card", CARD_TEXTS, on, card_expiry_candidates(on))
+        work = [
+            (f"vaccination:{v.code}", "child", vaccination_texts(v), vaccination_candidates(v, on))
+            for v in VACCINES
+        ]
+        work.append(("card_expiry", "card", CARD_TEXTS, card_expiry_candidates(on)))
+        for key, category, texts, candidates in work:
+            fired[key], notice_id = _fire(key, category, texts, on, candidates)
+            if fired[key] and notice_id is not None:
+                notices.append(notice_id)
+    if send:
+        from portal.notices import delivery
+
+        for notice_id in notices:
+            delivery.schedule_send(notice_id)
     return fired
 
 
@@ -347,8 +361,9 @@ def notify_procedure_status(
     """A pre-filing's status changed: a ``procedure`` notice to its resident, sent at once.
 
     Once per resident, procedure (``reference``, the pre-filing's id, or else its Japanese name)
-    and status. Returns the delivery id, or None if this status was already notified. With
-    ``commit=False`` the caller's transaction carries it (commit with the status change)."""
+    and status. Returns the delivery id, or None if this status was already notified. It commits
+    and hands the notice to the channels (``delivery.schedule_send``); with ``commit=False`` the
+    caller's transaction carries it (commit with the status change, then ``schedule_send``)."""
     if status_code not in PROCEDURE_STATUSES:
         raise ValueError(f"unknown procedure status {status_code!r}")
     ja, en = PROCEDURE_STATUSES[status_code]
@@ -392,16 +407,23 @@ def notify_procedure_status(
     db.session.flush()
     if commit:
         db.session.commit()
+        from portal.notices import delivery as channels_delivery
+
+        channels_delivery.schedule_send(notice.id)
     return delivery.id
 
 
 def run_scheduled(now: datetime | None = None) -> dict[str, int]:
     """What cron (or an RQ scheduler) runs every few minutes: send the approved notices whose
-    ``send_at`` has passed, then the day's life-event triggers."""
-    from portal.notices import service
+    ``send_at`` has passed (fan-out, then the channels: ``delivery.schedule_send``), then the
+    day's life-event triggers. Returns ``{"notice:<id>": deliveries, <trigger key>: fired}``."""
+    from portal.notices import delivery, service
 
     out: dict[str, int] = {}
     for notice_id in service.due_notices(now):
-        out[f"notice:{notice_id}"] = service.fan_out(notice_id)
+        delivery.schedule_send(notice_id)
+        out[f"notice:{notice_id}"] = (
+            db.session.scalar(select(func.count()).where(Delivery.notice_id == notice_id)) or 0
+        )
     out.update(run_triggers((now or utcnow()).astimezone(TOKYO).date()))
     return out

@@ -243,7 +243,7 @@ def test_run_scheduled_sends_due_notices_and_runs_triggers(app, db):
     db.session.add_all([due, later])
     db.session.commit()
     out = triggers.run_scheduled(now)
-    assert out[f"notice:{due.id}"] == 3
+    assert out[f"notice:{due.id}"] == 3  # fanned out (inline jobs)
     assert f"notice:{later.id}" not in out
     assert out["vaccination:rota"] == 1
     assert triggers.run_scheduled(now) == {k: 0 for k in out if not k.startswith("notice:")}
@@ -262,3 +262,27 @@ def test_flask_notices_run_scheduled(app, db):
     result = runner.invoke(args=["notices", "run-scheduled"])
     assert result.exit_code == 0, result.output
     assert "notices sent: 0" in result.output
+
+
+def test_a_trigger_notice_is_queued_for_the_parents_e_mail(app, db):
+    from portal.notices.models import ChannelDelivery
+    from tests.factories import make_account
+
+    mother, child = _family(db, date(2026, 6, 27))  # 5 months: BCG
+    make_account(resident=mother, email="mother@example.jp")
+    db.session.commit()
+    triggers.run_triggers(ON)
+
+    def rows():
+        return db.session.execute(
+            select(Notice.trigger_key, ChannelDelivery.channel, ChannelDelivery.attempts)
+            .join(Delivery, Delivery.id == ChannelDelivery.delivery_id)
+            .join(Notice, Notice.id == Delivery.notice_id)
+            .where(Delivery.resident_id == child.id)
+        ).all()
+
+    first = rows()
+    assert ("vaccination:bcg", "email", 1) in first  # queued through the household head's account
+    # Re-running queues and attempts nothing twice.
+    triggers.run_triggers(ON)
+    assert sorted(rows()) == sorted(first)
