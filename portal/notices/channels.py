@@ -42,7 +42,7 @@ DEFAULTS: dict = {
     "DELIVERY_LEASE_SECONDS": 300,
     "DELIVERY_BATCH": 200,
     # The inbox item's path; the inbox views own the route.
-    "NOTICE_ITEM_PATH": "/notices/{delivery_id}",
+    "NOTICE_ITEM_PATH": "/me/notices/{delivery_id}",
 }
 CATEGORY_LABELS = {
     "tax": _l("Tax"),

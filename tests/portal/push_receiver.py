@@ -101,7 +101,10 @@ def free_port() -> int:
 
 
 class SmtpSink:
-    def __init__(self) -> None:
+    def __init__(self, *, hold_at: int | None = None) -> None:
+        """``hold_at``: on that message (1-based), keep it but answer only after ``release`` is set
+        (``held`` is set meanwhile) — a sender killed then never hears the 250."""
+        import asyncio
         import logging
 
         from aiosmtpd.controller import Controller
@@ -111,6 +114,7 @@ class SmtpSink:
         self.messages: list[EmailMessage] = []
         self.recipients: list[str] = []
         self._lock = threading.Lock()
+        self.held, self.release = threading.Event(), threading.Event()
         sink = self
 
         class Handler:
@@ -118,6 +122,11 @@ class SmtpSink:
                 with sink._lock:
                     sink.recipients.extend(envelope.rcpt_tos)
                     sink.messages.append(message_from_bytes(envelope.original_content, policy=policy.default))
+                    count = len(sink.messages)
+                if count == hold_at:
+                    sink.held.set()
+                    while not sink.release.is_set():
+                        await asyncio.sleep(0.02)
                 return "250 Message accepted for delivery"
 
         self.port = free_port()
@@ -128,4 +137,5 @@ class SmtpSink:
         return self
 
     def stop(self) -> None:
+        self.release.set()
         self.controller.stop()

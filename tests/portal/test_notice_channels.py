@@ -7,9 +7,13 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
+import subprocess
+import sys
 import threading
 import uuid
 from datetime import date, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
@@ -50,8 +54,9 @@ def app_config(smtp, tmp_path):
 
 @pytest.fixture(autouse=True)
 def registered(app):
-    push_api.init_app(app)  # the factory calls it once the lead wires it in; twice is harmless
-    push_api.init_app(app)
+    if "push" not in app.blueprints:  # until the app factory calls it
+        push_api.init_app(app)
+    push_api.init_app(app)  # a second call changes nothing
     return app
 
 
@@ -107,8 +112,8 @@ def test_email_reaches_a_real_smtp_server_with_text_html_and_a_working_unsubscri
     html = msg.get_body(("html",)).get_content()
     item = db.session.scalar(select(Delivery).where(Delivery.resident_id == hanako.id))
     assert (
-        f"http://portal.test/notices/{item.id}" in text
-        and f'href="http://portal.test/notices/{item.id}"' in html
+        f"http://portal.test/me/notices/{item.id}" in text
+        and f'href="http://portal.test/me/notices/{item.id}"' in html
     )
     assert "SECRET-BODY" not in text + html  # the body stays behind the login
     (row,) = _rows(db, "email")
@@ -242,6 +247,69 @@ def test_a_worker_killed_mid_send_and_rerun_sends_nothing_twice(app, db, smtp, m
     assert sorted(smtp.recipients) == [f"r{i}@example.jp" for i in range(4)]  # each exactly once
 
 
+WORKER = """
+import sys
+from wsgi import create_app
+from portal.notices import delivery
+app = create_app({"NAME": "test", "SQLALCHEMY_DATABASE_URI": sys.argv[1], "MAIL_BACKEND": "smtp",
+                  "SMTP_HOST": "127.0.0.1", "SMTP_PORT": int(sys.argv[2]), "SERVER_NAME": "portal.test"})
+with app.app_context():
+    print(delivery.deliver_due(), flush=True)
+"""
+
+
+def test_a_worker_process_sigkilled_mid_send_and_rerun_sends_nothing_twice(
+    app, db, database_url, monkeypatch
+):
+    """The real thing: a worker process is SIGKILLed while the SMTP server holds its second
+    message (received, 250 not yet answered); the re-run sends the rest, each address once."""
+    sink = SmtpSink(hold_at=2).start()
+    try:
+        for i in range(4):
+            make_account(resident=make_resident(given=f"人{i}"), email=f"k{i}@example.jp")
+        db.session.commit()
+        notice = _notice(db)
+        service.fan_out(notice.id)
+        delivery.queue_channels(notice.id)
+        db.session.commit()
+        root = Path(__file__).resolve().parents[2]
+        worker = subprocess.Popen(
+            [sys.executable, "-c", WORKER, database_url, str(sink.port)],
+            cwd=root,
+            env={**os.environ, "PORTAL_CONFIG": "test", "PYTHONPATH": str(root)},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        try:
+            assert sink.held.wait(60), worker.communicate(timeout=5)
+            worker.send_signal(signal.SIGKILL)
+            worker.wait(10)
+        finally:
+            if worker.poll() is None:
+                worker.kill()
+            worker.stdout.close()
+            worker.stderr.close()
+        sink.release.set()
+        assert worker.returncode == -signal.SIGKILL and len(sink.messages) == 2
+        db.session.expire_all()
+        assert sorted(r.status for r in _rows(db)) == ["claimed", "claimed", "sending", "sent"]
+
+        app.config["SMTP_PORT"] = sink.port
+        delivery.send_notice(notice.id)  # the job re-run: the dead worker's rows are leased
+        assert len(sink.messages) == 2
+        later = utcnow() + timedelta(seconds=301)
+        delivery.deliver_due(now=later)
+        assert sorted(sink.recipients) == [f"k{i}@example.jp" for i in range(4)]  # each exactly once
+        assert sorted((r.status, r.last_error) for r in _rows(db)) == [
+            ("failed", "interrupted"),
+            ("sent", None),
+            ("sent", None),
+            ("sent", None),
+        ]
+    finally:
+        sink.stop()
+
+
 def test_two_workers_never_send_the_same_row(app, db, smtp, database_url):
     if not database_url.startswith("postgresql"):
         pytest.skip("SQLite runs one worker")
@@ -312,7 +380,7 @@ def test_push_payload_is_encrypted_for_the_subscription(app, db, client, receive
     payload = json.loads(browser.decrypt(got.body))
     item = db.session.scalar(select(Delivery).where(Delivery.resident_id == resident.id))
     assert payload["title"] == "山田 花子さんへ 健康診査のお知らせ"
-    assert payload["url"] == f"http://portal.test/notices/{item.id}"
+    assert payload["url"] == f"http://portal.test/me/notices/{item.id}"
     assert set(payload) == {"title", "url", "tag", "category"}
     with pytest.raises(Exception):  # noqa: B017 - another browser's keys cannot read it
         Browser().decrypt(got.body)
@@ -415,7 +483,7 @@ def test_service_worker_is_served_at_the_root_and_the_key_is_public(app, client)
     assert client.get("/api/push/key").get_json()["key"] == channels.application_server_key()
 
 
-def test_unsubscribe_page_in_japanese(app, db, client):
+def test_unsubscribe_link_needs_no_login_and_names_a_known_category(app, db, client):
     account = make_account(resident=make_resident())
     db.session.commit()
     token = channels.unsubscribe_token(account.id, "tax")
