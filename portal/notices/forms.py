@@ -172,10 +172,14 @@ class NoticeForm(FlaskForm):
         validators=[DataRequired(message=_l("Enter a title in English.")), Length(max=200)],
     )
     body_ja = TextAreaField(
-        _l("Text (Japanese)"), validators=[DataRequired(message=_l("Enter the text in Japanese."))]
+        _l("Text (Japanese)"),
+        validators=[DataRequired(message=_l("Enter the text in Japanese."))],
+        render_kw={"rows": 8, "cols": 60},
     )
     body_en = TextAreaField(
-        _l("Text (English)"), validators=[DataRequired(message=_l("Enter the text in English."))]
+        _l("Text (English)"),
+        validators=[DataRequired(message=_l("Enter the text in English."))],
+        render_kw={"rows": 8, "cols": 60},
     )
     wards = SelectMultipleField(
         _l("Wards"), choices=[], widget=ListWidget(prefix_label=False), option_widget=CheckboxInput()
@@ -209,7 +213,7 @@ class NoticeForm(FlaskForm):
     reply_kind = SelectField(
         _l("Reply"), choices=[SelectChoice(k, REPLY_KIND_LABELS[k]) for k in REPLY_KINDS]
     )
-    reply_options = TextAreaField(_l("Options (for a choice)"))
+    reply_options = TextAreaField(_l("Options (for a choice)"), render_kw={"rows": 4, "cols": 60})
     reply_deadline = DateTimeLocalField(
         _l("Reply deadline (Japan time)"),
         format="%Y-%m-%dT%H:%M",

@@ -439,3 +439,22 @@ def test_notification_settings(app, client, city, db):
     html = client.get("/me/notices/settings").get_data(as_text=True)
     assert html.count("checked") == 14
     assert csrf_from(html)
+
+
+def test_nav_partial_links_and_unread_count(app, city, db):
+    from flask import render_template_string
+    from flask_login import login_user
+
+    send_notice(app, city, wards=["01"])
+    template = '<ul>{% include "notices/_nav.html" %}</ul>'
+    # Each in a fresh app context: flask_login keeps its user in ``g``.
+    with app.app_context(), app.test_request_context("/"):
+        login_user(db.session.merge(city["account"]))
+        html = render_template_string(template)
+    assert 'href="/me/notices/"' in html and "1 unread" in html
+    with app.app_context(), app.test_request_context("/"):
+        login_user(db.session.merge(city["author1"]))
+        html = render_template_string(template)
+    assert 'href="/staff/notices/"' in html and "/me/notices" not in html
+    with app.app_context(), app.test_request_context("/"):
+        assert "<li>" not in render_template_string(template)
