@@ -17,7 +17,6 @@ from pathlib import Path
 
 from flask import current_app
 from flask_babel import force_locale
-from flask_babel import lazy_gettext as _l
 from itsdangerous import BadSignature, URLSafeSerializer
 from jinja2 import FileSystemLoader
 from sqlalchemy import delete, update
@@ -43,16 +42,6 @@ DEFAULTS: dict = {
     "DELIVERY_BATCH": 200,
     # The inbox item's path; the inbox views own the route.
     "NOTICE_ITEM_PATH": "/me/notices/{delivery_id}",
-}
-CATEGORY_LABELS = {
-    "tax": _l("Tax"),
-    "child": _l("Children and child care"),
-    "care": _l("Long-term care"),
-    "health": _l("Health"),
-    "disaster": _l("Disaster and safety"),
-    "card": _l("Individual Number Card"),
-    "procedure": _l("Procedure status"),
-    "event": _l("Events"),
 }
 UNSUBSCRIBE_SALT = "notice-unsubscribe"
 TOPIC_PREFIX = "notice"
@@ -110,6 +99,12 @@ def unsubscribe_url(account_id: int, category: str) -> str:
 # --- e-mail --------------------------------------------------------------------------------------
 
 
+def category_label(category: str) -> str:
+    from portal.notices.forms import CATEGORY_LABELS  # the labels the inbox and settings show
+
+    return str(CATEGORY_LABELS.get(category, category))
+
+
 def _mail_templates():
     """This package's templates on the app's Jinja environment (its i18n and autoescape), usable
     in a worker whether or not a notices blueprint is registered."""
@@ -135,7 +130,7 @@ def send_email(*, account, title: str, category: str, delivery_id: int) -> None:
     }
     env = _mail_templates()
     with force_locale(lang):
-        context["category_label"] = str(CATEGORY_LABELS[category])
+        context["category_label"] = category_label(category)
         text = env.get_template("notices/mail/notice.txt").render(**context)
         html = env.get_template("notices/mail/notice.html").render(**context)
     try:

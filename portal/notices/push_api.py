@@ -126,7 +126,7 @@ def unsubscribe_email(token: str):
         done = True
     return render_template(
         "notices/mail/unsubscribe.html",
-        category_label=channels.CATEGORY_LABELS[category],
+        category_label=channels.category_label(category),
         done=done,
         token=token,
     )

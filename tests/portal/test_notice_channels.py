@@ -167,6 +167,16 @@ def test_a_childs_notice_reaches_the_parents_account(app, db, smtp):
     assert smtp.recipients == ["parent@example.jp"] * 2  # the adult child without an account: inbox only
 
 
+def test_a_placeholder_holding_markup_is_text_in_the_html_part(app, db, smtp):
+    make_account(resident=make_resident(given="<script>alert(1)</script>"))
+    db.session.commit()
+    delivery.send_notice(_notice(db).id)
+    (msg,) = smtp.messages
+    html = msg.get_body(("html",)).get_content()
+    assert "<script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert msg["Subject"].startswith("山田 <script>")  # a subject is plain text
+
+
 def test_rerunning_the_send_queues_and_sends_nothing_twice(app, db, smtp):
     for i in range(3):
         make_account(resident=make_resident(given=f"人{i}"))
