@@ -35,6 +35,14 @@ DEFAULTS: dict = {
     "PUSH_TIMEOUT": 10,
     # Only https push services in production; tests point a subscription at a loopback receiver.
     "PUSH_ALLOW_HTTP_ENDPOINTS": False,
+    # The push services a subscription may name (a host or its subdomains); None: any host.
+    # The server POSTs to the endpoint, so an open list would let anyone aim it at any address.
+    "PUSH_ENDPOINT_HOSTS": (
+        "fcm.googleapis.com",
+        "push.services.mozilla.com",
+        "notify.windows.com",
+        "push.apple.com",
+    ),
     "DELIVERY_MAX_ATTEMPTS": 5,
     "DELIVERY_RETRY_BASE_SECONDS": 60,
     "DELIVERY_RETRY_MAX_SECONDS": 6 * 3600,

@@ -2,8 +2,9 @@
 
 Who gets what: the delivery's resident's own portal account; a child without an account
 (under 18, ``relationship_to_head == 'child'``) is reached through the household head's account
-(household proxy, as in the inbox). E-mail only to a verified address, push only to an account
-with a subscription, and never a (account, category, channel) the resident turned off.
+(household proxy, as in the inbox). Only accounts with a verified address (those may open the
+inbox); push only to an account with a subscription; never an (account, category, channel)
+the resident turned off.
 
 A row's life: ``queued`` → ``claimed`` (a worker took it; nothing sent yet) → ``sending`` (committed
 just before the outside call) → ``sent`` | back to ``queued`` with back-off | ``failed`` (reason).
@@ -19,7 +20,7 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import exists, literal, select, union_all, update
+from sqlalchemy import and_, exists, literal, select, union_all, update
 
 from portal.accounts.models import ResidentAccount
 from portal.extensions import db
@@ -97,10 +98,15 @@ def queue_channels(notice_id: int) -> dict[str, int]:
     account = ResidentAccount.__table__.alias("account")
     counts = {}
     for channel in CHANNELS:
+        # A verified address makes the account a resident's (it may open the inbox item);
+        # push needs a subscription besides.
         reachable = (
             account.c.email_verified_at.is_not(None)
             if channel == "email"
-            else exists().where(PushSubscription.account_id == account.c.id)
+            else and_(
+                account.c.email_verified_at.is_not(None),
+                exists().where(PushSubscription.account_id == account.c.id),
+            )
         )
         rows = (
             select(

@@ -40,7 +40,11 @@ def _valid_endpoint(endpoint: object) -> bool:
         return False
     parts = urlsplit(endpoint)
     schemes = ("https", "http") if channels.setting("PUSH_ALLOW_HTTP_ENDPOINTS") else ("https",)
-    return parts.scheme in schemes and bool(parts.hostname)
+    host = (parts.hostname or "").lower()
+    if parts.scheme not in schemes or not host or parts.username or parts.password:
+        return False
+    allowed = channels.setting("PUSH_ENDPOINT_HOSTS")
+    return allowed is None or any(host == h or host.endswith("." + h) for h in allowed)
 
 
 def _bad(code: str, status: int = 400):

@@ -16,7 +16,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 from portal.models_base import utcnow
 from portal.notices import channels, delivery, push_api, service
@@ -46,6 +46,7 @@ def app_config(smtp, tmp_path):
         "SMTP_HOST": "127.0.0.1",
         "SMTP_PORT": smtp.port,
         "PUSH_ALLOW_HTTP_ENDPOINTS": True,
+        "PUSH_ENDPOINT_HOSTS": None,
         "VAPID_PRIVATE_KEY_FILE": str(tmp_path / "vapid_private.pem"),
         "VAPID_SUBJECT": "mailto:webmaster@city.example.jp",
         "DELIVERY_MAX_ATTEMPTS": 3,
@@ -373,7 +374,7 @@ def test_push_payload_is_encrypted_for_the_subscription(app, db, client, receive
     assert key in out and len(key) == 87
 
     resident = make_resident(given="花子")
-    account = make_account(resident=resident, verified=False)  # push needs no verified address
+    account = make_account(resident=resident)
     db.session.commit()
     browser = Browser()
     assert _subscribe(client, account, browser.subscription(receiver.base + "/push/abc")) == 201
@@ -422,12 +423,12 @@ def test_subscription_answered_410_or_404_is_removed(app, db, client, receiver):
 
 def test_push_service_errors_are_retried(app, db, client, receiver):
     _vapid_keys(app)
-    account = make_account(resident=make_resident(), verified=False)
+    account = make_account(resident=make_resident())
     db.session.commit()
     _subscribe(client, account, Browser().subscription(receiver.base + "/busy"))
     receiver.status["/busy"] = 503
     delivery.send_notice(_notice(db).id)
-    (row,) = _rows(db)
+    (row,) = _rows(db, "push")
     assert (row.status, row.attempts, row.last_error) == ("queued", 1, "push_http_503")
     receiver.status["/busy"] = 201
     delivery.deliver_due(now=row.next_attempt_at)
@@ -437,7 +438,7 @@ def test_push_service_errors_are_retried(app, db, client, receiver):
 
 def test_turned_off_push_category_is_not_queued(app, db, client, receiver):
     _vapid_keys(app)
-    account = make_account(resident=make_resident(), verified=False)
+    account = make_account(resident=make_resident())
     db.session.add(
         NotificationSetting(account_id=account.id, category="event", channel="push", enabled=False)
     )
@@ -445,7 +446,7 @@ def test_turned_off_push_category_is_not_queued(app, db, client, receiver):
     _subscribe(client, account, Browser().subscription(receiver.base + "/p"))
     delivery.send_notice(_notice(db, category="event").id)
     delivery.send_notice(_notice(db, category="health").id)
-    assert [r.channel for r in _rows(db)] == ["push"] and len(receiver.received) == 1
+    assert [r.channel for r in _rows(db, "push")] == ["push"] and len(receiver.received) == 1
 
 
 # --- the subscription API and the service worker -------------------------------------------------
@@ -466,6 +467,23 @@ def test_subscription_api_needs_a_login_csrf_and_valid_keys(app, db, client, rec
     app.config["PUSH_ALLOW_HTTP_ENDPOINTS"] = False
     assert client.post("/api/push/subscriptions", json=sub, headers=h).status_code == 400  # http refused
     app.config["PUSH_ALLOW_HTTP_ENDPOINTS"] = True
+    app.config.pop("PUSH_ENDPOINT_HOSTS")  # the default list: known push services only
+    for endpoint in (
+        "https://127.0.0.1/x",
+        "https://fcm.googleapis.com.evil.example/x",
+        "https://u:p@fcm.googleapis.com/x",
+    ):
+        resp = client.post("/api/push/subscriptions", json={**sub, "endpoint": endpoint}, headers=h)
+        assert resp.status_code == 400, endpoint
+    for endpoint in (
+        "https://fcm.googleapis.com/fcm/send/a",
+        "https://updates.push.services.mozilla.com/wpush/v2/b",
+    ):
+        resp = client.post("/api/push/subscriptions", json={**sub, "endpoint": endpoint}, headers=h)
+        assert resp.status_code == 201, endpoint
+    db.session.execute(delete(PushSubscription))
+    db.session.commit()
+    app.config["PUSH_ENDPOINT_HOSTS"] = None
     assert client.post("/api/push/subscriptions", json=sub, headers=h).status_code == 201
     assert client.post("/api/push/subscriptions", json=sub, headers=h).status_code == 200  # same endpoint
     assert db.session.scalar(select(PushSubscription.account_id)) == account.id
