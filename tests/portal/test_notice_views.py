@@ -204,10 +204,14 @@ def test_bad_input_re_renders_with_field_errors(app, client, city, lang):
         assert "Enter a title in English." in html
         assert "Give ages from 0 to 130, the lowest first." in html
         assert "Give at least two options." in html
+    else:
+        assert "英語の件名を入力してください。" in html
+        assert "Enter a title in English." not in html
 
 
 def test_unknown_placeholder_is_refused(app, client, city):
     login_staff(client, city["author1"])
+    set_lang(client, "en")
     resp = post_form(client, "/staff/notices/new", draft_data(body_en="Hello {password}"))
     assert resp.status_code == 200
     assert "placeholder that does not exist" in resp.get_data(as_text=True)
@@ -225,6 +229,7 @@ def test_edit_a_draft(app, client, city, db):
 
 def test_same_author_cannot_approve_and_second_author_sends(app, client, city, db):
     login_staff(client, city["author1"])
+    set_lang(client, "en")
     notice = create_draft(client, wards=["01"])
     page = f"/staff/notices/{notice.id}"
     post_form(client, f"{page}/submit", {}, page=page)
@@ -451,7 +456,7 @@ def test_nav_partial_links_and_unread_count(app, city, db):
     with app.app_context(), app.test_request_context("/"):
         login_user(db.session.merge(city["account"]))
         html = render_template_string(template)
-    assert 'href="/me/notices/"' in html and "1 unread" in html
+    assert 'href="/me/notices/"' in html and "未読1件" in html
     with app.app_context(), app.test_request_context("/"):
         login_user(db.session.merge(city["author1"]))
         html = render_template_string(template)
