@@ -193,6 +193,18 @@ def test_rerunning_the_send_queues_and_sends_nothing_twice(app, db, smtp):
 # --- retries, and a worker killed mid-send -------------------------------------------------------
 
 
+def test_flask_push_deliver_sends_what_is_due(app, db, smtp):
+    make_account(resident=make_resident(), email="cli@example.jp")
+    db.session.commit()
+    notice = _notice(db)
+    service.fan_out(notice.id)
+    delivery.queue_channels(notice.id)
+    result = app.test_cli_runner().invoke(args=["push", "deliver"])
+    assert result.exit_code == 0, result.output
+    assert "'sent': 1" in result.output and smtp.recipients == ["cli@example.jp"]
+    assert "cli@example.jp" not in result.output
+
+
 def test_failures_are_retried_with_back_off_then_failed_without_personal_data(app, db):
     app.config["SMTP_PORT"] = free_port()  # nobody listens
     make_account(resident=make_resident(), email="retry@example.jp")
