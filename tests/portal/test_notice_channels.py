@@ -130,8 +130,12 @@ def test_email_reaches_a_real_smtp_server_with_text_html_and_a_working_unsubscri
     # The unsubscribe link: GET asks, POST turns e-mail for the category off.
     link = re.search(r"http://portal\.test(/unsubscribe/\S+)", text).group(1)
     assert link in html
+    page = client.get(link)  # Japanese by default
+    assert page.status_code == 200 and f'action="{link}"' in page.get_data(as_text=True)
+    assert '<html lang="ja">' in page.get_data(as_text=True)
+    client.set_cookie("lang", "en", domain="portal.test")
     page = client.get(link)
-    assert page.status_code == 200 and "Stop e-mail" in page.get_data(as_text=True)
+    assert "Stop e-mail for Health notices?" in page.get_data(as_text=True)
     assert not db.session.scalar(select(NotificationSetting))
     resp = client.post(link, data={"csrf_token": csrf_from(page.get_data(as_text=True))})
     assert resp.status_code == 200 and "now off" in resp.get_data(as_text=True)
