@@ -56,7 +56,13 @@ def create_app(config: dict | str | None = None) -> Flask:
     for bp in (site_bp, accounts_bp, resident_bp, access_bp, staff_bp, cardid_bp, cardid_api_bp):
         app.register_blueprint(bp)
     from portal import eid
+    from portal.notices import cli as notices_cli
+    from portal.notices import push_api
+    from portal.notices import views as notices_views
 
     eid.init_app(app)
+    notices_views.init_app(app)
+    push_api.init_app(app)
+    notices_cli.init_app(app)
     cli.init_app(app)
     return app

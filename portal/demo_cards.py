@@ -46,7 +46,7 @@ def make_cards(root: Path, city_name: str, *, limit: int | None = None) -> tuple
         if (directory / "profile.json").exists():
             existing += 1
             continue
-        number = vault.reveal(person.id, purpose="demo: writing the virtual card", actor=ISSUER)
+        number = vault.reveal(person.id, purpose="demo_card", actor=ISSUER)
         jobs.append(
             {
                 "directory": str(directory),

@@ -16,19 +16,35 @@ RELATIONSHIP = {
 }
 STATUS = {"active": _l("Resident"), "moved_out": _l("Moved out"), "deceased": _l("Deceased")}
 SEX = {1: _l("Male"), 2: _l("Female"), 9: _l("Not applicable")}
-SEARCH = _l("search")
+# Purposes written by processes rather than chosen by staff, and the details after a colon.
+RECORD_PURPOSES = {
+    "card_link": _l("Linking your card (identity check)"),
+    "eid_link": _l("Linking your external eID login"),
+    "demo_card": _l("Writing the demo card"),
+    "notice_preview": _l("Checking a notice before it is sent"),
+}
+DETAILS = {
+    "search": _l("search"),
+    "card_scan": _l("card scan"),
+    "registration_code": _l("registration code"),
+    "text_ap": _l("card and PIN"),
+    "sign_cert": _l("signature certificate"),
+    "counter": _l("at the counter"),
+}
 
 
 def purpose_label(code: str) -> str:
     from portal.staff.purposes import PURPOSES
 
     head, _, tail = code.partition(":")
-    label = PURPOSES.get(head.strip())
+    label = PURPOSES.get(head.strip()) or RECORD_PURPOSES.get(head.strip())
     if label is None:
         return code
     if not tail:
         return str(label)
-    detail = SEARCH if tail.strip() == "search" else tail.strip()
+    if head.strip() == "notice_preview":
+        return str(label)
+    detail = DETAILS.get(tail.strip(), tail.strip())
     return f"{label}（{detail}）" if str(get_locale()) == "ja" else f"{label} ({detail})"
 
 

@@ -307,7 +307,7 @@ def link_with_text_ap(
             actor,
             resident_id=resident.id,
             data_items=["basic4", "individual_number", "card_credential"],
-            purpose="card link (identity proofing)",
+            purpose="card_link: text_ap",
         )
     except CardIdError as exc:
         db.session.rollback()
@@ -344,7 +344,7 @@ def link_with_sign_certificate(
             actor,
             resident_id=matches[0].id,
             data_items=["basic4", "card_credential"],
-            purpose="card link (identity proofing, signature certificate)",
+            purpose="card_link: sign_cert",
         )
     except CardIdError as exc:
         db.session.rollback()

@@ -119,7 +119,7 @@ def counter_result(challenge_id: str):
         staff_actor(),
         resident_id=person.id,
         data_items=items,
-        purpose="identity_check: card scan" if ch.purpose == "counter_scan" else "identity_check: card link",
+        purpose="identity_check: card_scan" if ch.purpose == "counter_scan" else "card_link: counter",
     )
     db.session.commit()
     return render_template("cardid/counter_result.html", person=person, ch=ch)

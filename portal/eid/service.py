@@ -245,7 +245,7 @@ def identify(
         actor(issuer_id),
         resident_id=resident.id,
         data_items=["basic4"],
-        purpose="external eID link",
+        purpose="eid_link",
     )
     db.session.flush()
     current_app.logger.info("eid: identity linked to resident %s", resident.id)

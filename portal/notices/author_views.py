@@ -9,12 +9,11 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from sqlalchemy import select
 
-from portal import jobs
 from portal.access import service as access
 from portal.authz import allow
 from portal.extensions import db
 from portal.models_base import utcnow
-from portal.notices import service, targeting
+from portal.notices import delivery, service, targeting
 from portal.notices.forms import (
     CARE_LABELS,
     CATEGORY_LABELS,
@@ -67,8 +66,9 @@ def _error(exc: service.NoticeError | targeting.RuleError) -> str:
 
 
 def _send(notice: Notice) -> None:
-    """The single place an approved, due notice is sent (fan-out; channels follow it)."""
-    jobs.enqueue(service.fan_out, notice.id)
+    """The single place an approved, due notice is sent: fan-out, then e-mail and push (inline, or
+    as an RQ job inside an app context in production)."""
+    delivery.schedule_send(notice.id)
 
 
 def _describe_rule(rule: dict) -> list[str]:

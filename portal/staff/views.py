@@ -133,7 +133,7 @@ def activation_code(resident_id: int):
         staff_actor(),
         resident_id=person.id,
         data_items=RECORD_ITEMS,
-        purpose="portal_support: registration code",
+        purpose="portal_support: registration_code",
     )
     code = accounts.issue_activation_code(person.id, current_user.login_id)
     db.session.commit()

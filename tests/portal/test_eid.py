@@ -141,7 +141,7 @@ def test_first_login_links_the_identity_records_it_and_logs_in(app, db, client, 
     assert rec.resident_id == person.id
     assert (rec.actor_kind, rec.actor_id, rec.actor_role) == ("partner", urlsplit(idp.issuer).netloc, "eid")
     assert rec.organisation == "テスト電子認証"
-    assert (rec.data_items, rec.purpose) == ("basic4", "external eID link")
+    assert (rec.data_items, rec.purpose) == ("basic4", "eid_link")
     assert idp.userinfo_requests == 0  # the ID token carried the basic 4 info
 
 
