@@ -133,6 +133,8 @@ ENV_SETTINGS = {
     "SMTP_USERNAME": str,
     "SMTP_PASSWORD": str,
     "CARD_TRUST_DIR": str,
+    "VAPID_PRIVATE_KEY_FILE": str,
+    "VAPID_SUBJECT": str,
     "EID_OIDC_ISSUER": str,
     "EID_OIDC_CLIENT_ID": str,
     "EID_OIDC_CLIENT_SECRET": str,

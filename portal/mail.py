@@ -39,5 +39,6 @@ def send(to: str, subject: str, text: str, html: str | None = None) -> EmailMess
             smtp.send_message(msg)
     else:
         raise RuntimeError(f"unknown MAIL_BACKEND {backend!r}")
-    current_app.logger.info("mail sent", extra={"mail_subject": subject})
+    # Neither the address nor the subject (a notice title can hold a resident's name) is logged.
+    current_app.logger.info("mail sent (%s)", backend)
     return msg
