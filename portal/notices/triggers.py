@@ -46,6 +46,7 @@ from portal.registry.models import Resident
 SYSTEM = "system"
 BATCH = 50_000
 CARD_EXPIRY_DAYS = 90
+CATCH_UP_DAYS = 30
 LOCK_KEY = 0x504F_0005  # PostgreSQL advisory lock: one trigger run at a time ("PO" 5)
 
 
@@ -59,7 +60,8 @@ class Vaccine:
     name_en: str
     # The routine period (定期接種の対象期間) in months of age: from ``start`` (inclusive) to ``end``
     # (exclusive). The notice goes out once, on the first run on or after the day the child reaches
-    # ``start`` months (a child already inside the period when the trigger is first run is told too).
+    # ``start`` months, up to CATCH_UP_DAYS later (runs missed in an outage catch up; children
+    # reached the age long ago — e.g. when the trigger is first deployed — are not told).
     start_months: int | None
     end_months: int | None
     standard_ja: str  # 標準的な接種時期
@@ -111,7 +113,8 @@ def birth_window(vaccine: Vaccine, on: date) -> tuple[date, date]:
         fiscal_year = on.year if on.month >= 4 else on.year - 1
         return date(fiscal_year - 6, 4, 1), date(fiscal_year - 5, 4, 1)
     assert vaccine.start_months is not None and vaccine.end_months is not None
-    return _shift(on, months=vaccine.end_months), _shift(on, months=vaccine.start_months)
+    reached = _shift(on, months=vaccine.start_months)
+    return max(_shift(on, months=vaccine.end_months), reached - timedelta(days=CATCH_UP_DAYS)), reached
 
 
 def vaccination_texts(vaccine: Vaccine) -> dict[str, str]:

@@ -109,7 +109,15 @@ def test_moved_out_and_older_children_are_not_told(app, db):
     db.session.commit()
     fired = triggers.run_triggers(ON)
     assert fired["vaccination:rota"] == 0
-    assert fired["vaccination:hepb"] == 1  # B型肝炎 runs to the first birthday
+    # Reached 2 months four months ago: past the catch-up days (not told at a first deployment).
+    assert fired["vaccination:hepb"] == 0
+
+
+def test_a_missed_day_is_caught_up_within_30_days(app, db):
+    _family(db, date(2026, 6, 1))  # 5 months on 1 November
+    assert triggers.run_triggers(date(2026, 11, 30))["vaccination:bcg"] == 1  # 29 days late
+    _family(db, date(2026, 5, 30))  # 5 months on 30 October: 31 days before
+    assert triggers.run_triggers(date(2026, 11, 30))["vaccination:bcg"] == 0
 
 
 def test_mr2_goes_to_the_year_before_school(app, db):
@@ -126,10 +134,11 @@ def test_mr2_goes_to_the_year_before_school(app, db):
 
 def test_birth_windows_of_the_schedule():
     by_code = {v.code: v for v in triggers.VACCINES}
-    assert triggers.birth_window(by_code["bcg"], date(2026, 11, 27)) == (
-        date(2025, 11, 27),
-        date(2026, 6, 27),
-    )
+    bcg = (date(2026, 5, 28), date(2026, 6, 27))  # reached 5 months at most 30 days ago
+    assert triggers.birth_window(by_code["bcg"], date(2026, 11, 27)) == bcg
+    # The later of the period's end (3 months: born after 27 August) and the catch-up days.
+    rota = (date(2026, 8, 28), date(2026, 9, 27))
+    assert triggers.birth_window(by_code["rota"], date(2026, 11, 27)) == rota
     assert triggers.birth_window(by_code["mr2"], date(2027, 3, 31)) == (date(2020, 4, 1), date(2021, 4, 1))
     assert triggers.birth_window(by_code["mr2"], date(2027, 4, 1)) == (date(2021, 4, 1), date(2022, 4, 1))
     for v in triggers.VACCINES:
