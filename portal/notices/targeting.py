@@ -49,7 +49,8 @@ def _range(raw: Any, field: str, top: int) -> tuple[int, int]:
     if not isinstance(raw, dict):
         raise RuleError(field)
     lo, hi = raw.get("min", 0), raw.get("max", top)
-    if not (isinstance(lo, int) and isinstance(hi, int)) or not 0 <= lo <= hi <= top:
+    whole = all(isinstance(v, int) and not isinstance(v, bool) for v in (lo, hi))
+    if not whole or not 0 <= lo <= hi <= top:
         raise RuleError(field)
     return lo, hi
 
@@ -65,7 +66,12 @@ def parse(text_or_rule: str | dict) -> dict:
             raise RuleError("ward")
         out["ward"] = sorted(set(rule["ward"]))
     if "sex" in rule:
-        if not isinstance(rule["sex"], list) or not set(rule["sex"]) <= {1, 2, 9}:
+        codes = rule["sex"]
+        if (
+            not isinstance(codes, list)
+            or any(isinstance(c, bool) for c in codes)
+            or not set(codes) <= {1, 2, 9}
+        ):
             raise RuleError("sex")
         out["sex"] = sorted(set(rule["sex"]))
     if "age" in rule:

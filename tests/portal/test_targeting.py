@@ -316,3 +316,14 @@ def test_parse_normalises():
         "care_level": "any",
         "living_alone": True,
     }
+
+
+def test_booleans_are_not_numbers():
+    import pytest
+
+    from portal.notices import targeting as t
+
+    for rule, field in (({"sex": [True]}, "sex"), ({"age": {"min": True}}, "age")):
+        with pytest.raises(t.RuleError) as info:
+            t.parse(rule)
+        assert info.value.field == field
