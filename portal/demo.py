@@ -75,6 +75,7 @@ STAFF = (
     ("counter1", "窓口 一郎", "中央区役所 市民課", ["counter"]),
     ("processing1", "審査 二郎", "事務センター", ["processing"]),
     ("author1", "広報 三子", "市民局 広報課", ["author"]),
+    ("approver1", "承認 八郎", "市民局 広報課", ["author"]),  # the second person who approves notices
     ("library1", "図書 四郎", "中央図書館", ["library"]),
     ("shelter1", "避難 五子", "危機管理課", ["shelter"]),
     ("auditor1", "監査 六郎", "監査委員事務局", ["auditor"]),
