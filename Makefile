@@ -37,8 +37,8 @@ lint: setup ## ruff check + ruff format --check
 	@$(VENV)/ruff check --quiet .
 	@$(VENV)/ruff format --check --quiet .
 
-typecheck: setup ## mypy on card/ (and points/ when it exists)
-	@$(VENV)/mypy $$(ls -d card points 2>/dev/null)
+typecheck: setup ## mypy on card/, kiosk/ (and points/ when it exists)
+	@$(VENV)/mypy $$(ls -d card kiosk points 2>/dev/null)
 
 test: setup services lint typecheck ## Lint, type-check and run the whole suite (SQLite and PostgreSQL)
 	@eval "$$(bash scripts/services.sh)" && PORTAL_CONFIG=test $(VENV)/pytest -n 2 --dist loadgroup -q
