@@ -151,6 +151,17 @@ def app(database_url, tmp_path, app_config):
 
 
 @pytest.fixture
+def redis_url():
+    """The Redis that scripts/services.sh started (a failure under CI when absent)."""
+    url = os.environ.get("TEST_REDIS_URL")
+    if not url:
+        if os.environ.get("CI"):
+            pytest.fail("TEST_REDIS_URL is not set: run the suite through `make test`")
+        pytest.skip("Redis not started (run `make services`)")
+    return url
+
+
+@pytest.fixture
 def client(app):
     return app.test_client()
 

@@ -540,16 +540,6 @@ def test_unsubscribe_link_needs_no_login_and_names_a_known_category(app, db, cli
 # --- RQ on the real Redis ------------------------------------------------------------------------
 
 
-@pytest.fixture
-def redis_url():
-    url = os.environ.get("TEST_REDIS_URL")
-    if not url:
-        if os.environ.get("CI"):
-            pytest.fail("TEST_REDIS_URL is not set: run the suite through `make test`")
-        pytest.skip("Redis not started (run `make services`)")
-    return url
-
-
 def test_send_notice_runs_as_an_rq_job_in_an_app_context(app, db, smtp, redis_url, database_url, monkeypatch):
     from redis import Redis
     from rq import Queue, SimpleWorker

@@ -1,22 +1,11 @@
 """Production keeps login rate limits in Redis, shared by every gunicorn worker: test with the real one."""
 
-import os
 import uuid
 
 import pytest
 import redis
 
 from tests.factories import csrf_from
-
-
-@pytest.fixture
-def redis_url():
-    url = os.environ.get("TEST_REDIS_URL")
-    if not url:
-        if os.environ.get("CI"):
-            pytest.fail("TEST_REDIS_URL is not set: run the suite through `make test`")
-        pytest.skip("Redis not started (run `make services`)")
-    return url
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
