@@ -149,3 +149,15 @@ def test_module_entry_point(own_profile: Profile) -> None:
 def test_readers_through_pcscd(vpcd_card: object, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["readers"]) == 0
     assert "Virtual PCD 00 00\tcard" in capsys.readouterr().out
+
+
+def test_options_work_after_the_subcommand_too(
+    own_profile: Profile, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(sys, "stdin", io.StringIO("1234\n"))
+    argv = ["text", "--json", "--backend", "sim", "--profile", str(own_profile.directory), "--pin-stdin"]
+    assert main(argv) == 0
+    assert json.loads(capsys.readouterr().out)["birth_date"] == "19800401"
+    # given before the subcommand, a later subcommand does not reset it
+    monkeypatch.setattr(sys, "stdin", io.StringIO("1234\n"))
+    assert main(["--backend", "sim", "--profile", str(own_profile.directory), "--pin-stdin", "text"]) == 0
