@@ -106,6 +106,28 @@ VACCINES: tuple[Vaccine, ...] = (
 )  # fmt: skip
 
 
+def _system_notice(category: str, trigger_key: str, *, send_at, targeted: int, **texts: str) -> Notice:
+    """A notice the system writes and sends itself (no author, no second approval)."""
+    now = utcnow()
+    notice = Notice(
+        category=category,
+        rule="{}",
+        trigger_key=trigger_key,
+        status="sent",
+        send_at=send_at,
+        created_by=SYSTEM,
+        created_at=now,
+        approved_by=SYSTEM,
+        approved_at=now,
+        sent_at=now,
+        targeted=targeted,
+        **texts,
+    )
+    db.session.add(notice)
+    db.session.flush()
+    return notice
+
+
 def birth_window(vaccine: Vaccine, on: date) -> tuple[date, date]:
     """Birth dates ``(earliest exclusive, latest inclusive)`` of the children in the period on ``on``."""
     if vaccine.period == "nencho":
@@ -179,23 +201,7 @@ def _day_notice(trigger_key: str, category: str, texts: dict[str, str], on: date
         select(Notice).where(Notice.trigger_key == trigger_key, Notice.send_at == day).order_by(Notice.id)
     )
     if notice is None:
-        now = utcnow()
-        notice = Notice(
-            category=category,
-            rule="{}",
-            trigger_key=trigger_key,
-            status="sent",
-            send_at=day,
-            created_by=SYSTEM,
-            created_at=now,
-            approved_by=SYSTEM,
-            approved_at=now,
-            sent_at=now,
-            targeted=0,
-            **texts,
-        )
-        db.session.add(notice)
-        db.session.flush()
+        notice = _system_notice(category, trigger_key, send_at=day, targeted=0, **texts)
     return notice
 
 
@@ -377,25 +383,16 @@ def notify_procedure_status(
     if db.session.scalar(done) is not None:
         return None
     now = utcnow()
-    notice = Notice(
-        category="procedure",
+    notice = _system_notice(
+        "procedure",
+        key,
+        send_at=now,
+        targeted=1,
         title_ja=f"{procedure_name_ja}：{ja}"[:200],
         title_en=f"{procedure_name_en}: {en}"[:200],
         body_ja=f"お申し込みの「{procedure_name_ja}」は{ja}。詳しくはポータルの申請状況をご確認ください。",
         body_en=f"Your application “{procedure_name_en}” {en}. See its status on the portal for details.",
-        rule="{}",
-        trigger_key=key,
-        status="sent",
-        send_at=now,
-        created_by=SYSTEM,
-        created_at=now,
-        approved_by=SYSTEM,
-        approved_at=now,
-        sent_at=now,
-        targeted=1,
     )
-    db.session.add(notice)
-    db.session.flush()
     inserted = db.session.scalar(
         _insert_ignore(TriggerFired.__table__)
         .values(resident_id=resident_id, trigger_key=key, fired_at=now, notice_id=notice.id)
