@@ -1,7 +1,8 @@
-"""``python -m card`` — see :mod:`card.cli`; the ``login`` subcommand is :mod:`card.login`."""
+"""``python -m card`` — see :mod:`card.cli`; ``login`` is :mod:`card.login`,
+``sign-filing`` is :mod:`card.filing`."""
 
 import sys
 
-from card.login import main
+from card.filing import main
 
 sys.exit(main())
