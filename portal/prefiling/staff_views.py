@@ -12,7 +12,6 @@ import re
 import statistics
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from pathlib import Path
 
 from flask import (
     Blueprint,
@@ -22,7 +21,6 @@ from flask import (
     redirect,
     render_template,
     request,
-    send_file,
     session,
     url_for,
 )
@@ -65,7 +63,17 @@ ACTION_LABELS = {
 _NUMBER_IN_TEXT = re.compile(r"(\d{4})[-\s]?(\d{4})[-\s]?([A-Za-z])")
 
 
-# --- the catalogue, when it exists ---------------------------------------------------------------
+# --- the catalogue (names and labels; the code and the raw keys when a definition is missing) ----
+
+
+def _lang() -> str:
+    return "ja" if str(get_locale()) == "ja" else "en"
+
+
+def _pick(text, lang: str, fallback: str = "") -> str:
+    if isinstance(text, dict):
+        return text.get(lang) or text.get("ja") or text.get("en") or fallback
+    return str(text) if text else fallback
 
 
 @dataclass
@@ -73,81 +81,65 @@ class ProcedureInfo:
     code: str
     name_ja: str
     name_en: str
-    labels: dict[str, tuple[str, str]] = field(default_factory=dict)  # key → (ja, en)
+    defn: dict | None = None
 
     def name(self) -> str:
-        return self.name_ja if str(get_locale()) == "ja" else self.name_en
-
-    def label(self, key: str) -> str:
-        pair = self.labels.get(key)
-        if not pair:
-            return key
-        return pair[0] if str(get_locale()) == "ja" else pair[1]
+        return self.name_ja if _lang() == "ja" else self.name_en
 
 
-def _text_pair(obj, base: str) -> tuple[str, str] | None:
-    """(ja, en) of ``obj.<base>`` given as attributes/keys ``<base>_ja``/``<base>_en`` or a dict."""
-
-    def get(o, k):
-        return o.get(k) if isinstance(o, dict) else getattr(o, k, None)
-
-    ja, en = get(obj, f"{base}_ja"), get(obj, f"{base}_en")
-    if ja or en:
-        return str(ja or en), str(en or ja)
-    whole = get(obj, base)
-    if isinstance(whole, dict) and (whole.get("ja") or whole.get("en")):
-        return str(whole.get("ja") or whole.get("en")), str(whole.get("en") or whole.get("ja"))
-    if isinstance(whole, str) and whole:
-        return whole, whole
-    return None
-
-
-def _catalogue_entry(code: str, version: int):
+def _definition(code: str, version: int | None) -> dict | None:
     try:
         from portal.prefiling import catalogue
-    except ImportError:
+
+        return catalogue.get(code, version) or catalogue.get(code)
+    except Exception:  # no catalogue yet, or a broken file: show the code and the raw keys
         return None
-    for name in ("get_procedure", "get", "procedure", "load", "load_procedure"):
-        fn = getattr(catalogue, name, None)
-        if not callable(fn):
-            continue
-        for args in ((code, version), (code,)):
-            try:
-                entry = fn(*args)
-            except Exception:  # the loader's errors are its own: show the code instead
-                entry = None
-            if entry is not None:
-                return entry
-    return None
 
 
-def procedure_info(code: str, version: int) -> ProcedureInfo:
-    entry = _catalogue_entry(code, version)
-    info = ProcedureInfo(code, code, code)
-    if entry is None:
-        return info
-    names = _text_pair(entry, "name") or _text_pair(entry, "title")
-    if names:
-        info.name_ja, info.name_en = names
-    fields = entry.get("fields") if isinstance(entry, dict) else getattr(entry, "fields", None)
-    if isinstance(fields, dict):
-        fields = [{"key": k, **(v if isinstance(v, dict) else {})} for k, v in fields.items()]
-    for f in _all_fields(fields or []):
-        key = f.get("key") if isinstance(f, dict) else getattr(f, "key", None)
-        key = key or (f.get("name") if isinstance(f, dict) else getattr(f, "name", None))
-        pair = _text_pair(f, "label")
-        if key and pair:
-            info.labels[str(key)] = pair
-    return info
+def procedure_info(code: str, version: int | None) -> ProcedureInfo:
+    defn = _definition(code, version)
+    if not defn:
+        return ProcedureInfo(code, code, code)
+    name = defn.get("name") or {}
+    ja = _pick(name, "ja", code)
+    return ProcedureInfo(code, ja, _pick(name, "en", ja), defn)
 
 
-def _all_fields(fields):
-    """Fields, including those inside sections (``fields`` of a field or section)."""
-    for f in fields:
-        yield f
-        inner = f.get("fields") if isinstance(f, dict) else getattr(f, "fields", None)
-        if isinstance(inner, list | tuple):
-            yield from _all_fields(inner)
+def _show(field: dict, value, lang: str) -> str:
+    try:
+        from portal.prefiling.forms import display
+    except ImportError:
+        return display_value(value)
+    if field.get("type") == "group" and isinstance(value, list):
+        subs = field.get("fields", [])
+        rows = [
+            ", ".join(
+                f"{_pick(s.get('label'), lang, s['name'])}: {_show(s, row.get(s['name']), lang)}"
+                for s in subs
+                if isinstance(row, dict) and row.get(s["name"]) not in (None, "")
+            )
+            for row in value
+        ]
+        return "; ".join(r for r in rows if r) or "—"
+    try:
+        text = display(field, value, lang)
+    except Exception:  # a value the definition does not expect: show it as stored
+        text = display_value(value)
+    return text if text not in ("", None) else "—"
+
+
+def field_rows(info: ProcedureInfo, values: dict) -> list[tuple[str, str, str]]:
+    """(section, label, value) in the form's order; keys the definition does not know at the end."""
+    lang, rows, seen = _lang(), [], set()
+    for section in (info.defn or {}).get("sections", []):
+        title = _pick(section.get("title"), lang, section.get("id", ""))
+        for item in section.get("fields", []):
+            name = item.get("name")
+            if name in values:
+                seen.add(name)
+                rows.append((title, _pick(item.get("label"), lang, name), _show(item, values[name], lang)))
+    rows += [("", k, display_value(v)) for k, v in values.items() if k not in seen]
+    return rows
 
 
 def display_value(value) -> str:
@@ -317,8 +309,13 @@ def _tokyo_midnight(day: date) -> datetime:
 
 
 def _procedure_choices() -> list[tuple[str, str]]:
-    codes = sorted(db.session.scalars(select(PreFiling.procedure_code).distinct()))
-    return [(c, procedure_info(c, 0).name()) for c in codes]
+    try:
+        from portal.prefiling import catalogue
+
+        codes = [d["code"] for d in catalogue.latest()]
+    except Exception:  # no catalogue yet: the codes in use
+        codes = sorted(db.session.scalars(select(PreFiling.procedure_code).distinct()))
+    return [(c, procedure_info(c, None).name()) for c in codes]
 
 
 @bp.route("/staff/prefilings")
@@ -377,7 +374,7 @@ def _detail_context(prefiling: PreFiling) -> dict:
         "p": prefiling,
         "info": info,
         "person": prefiling.resident,
-        "fields": [(info.label(k), display_value(v)) for k, v in values.items()],
+        "fields": field_rows(info, values),
         "attachments": list(
             db.session.scalars(
                 select(Attachment).where(Attachment.prefiling_id == prefiling.id).order_by(Attachment.id)
@@ -429,13 +426,6 @@ def mark_ready(prefiling_id: int):
     return redirect(back)
 
 
-def _attachment_dir() -> Path:
-    for key in ("PREFILING_ATTACHMENT_DIR", "PREFILING_UPLOAD_DIR", "ATTACHMENT_DIR", "UPLOAD_DIR"):
-        if current_app.config.get(key):
-            return Path(current_app.config[key])
-    return Path(current_app.instance_path) / "prefiling_attachments"
-
-
 @bp.route("/staff/prefilings/<int:prefiling_id>/attachments/<int:attachment_id>")
 @allow("processing", "counter")
 def attachment(prefiling_id: int, attachment_id: int):
@@ -443,12 +433,13 @@ def attachment(prefiling_id: int, attachment_id: int):
     row = db.session.get(Attachment, attachment_id)
     if row is None or row.prefiling_id != prefiling.id or "/" in row.stored_name or ".." in row.stored_name:
         abort(404)
-    path = _attachment_dir() / row.stored_name
-    if not path.is_file():
+    from portal.prefiling import attachments
+
+    if not (attachments.directory() / row.stored_name).is_file():
         abort(404)
     _record_view(prefiling, "prefiling_attachment")
     db.session.commit()
-    return send_file(path, mimetype=row.content_type, as_attachment=True, download_name=row.filename)
+    return attachments.send(row)
 
 
 # --- express counter -----------------------------------------------------------------------------
@@ -651,7 +642,7 @@ def stats():
     baseline = current_app.config.get("PREFILING_WALKIN_BASELINE_MINUTES")
     return render_template(
         "prefiling/staff_stats.html",
-        groups=[(procedure_info(code, 0), month, fig) for (code, month), fig in groups.items()],
+        groups=[(procedure_info(code, None), month, fig) for (code, month), fig in groups.items()],
         total=total,
         months=months,
         since=date(y, m, 1),

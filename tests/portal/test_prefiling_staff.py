@@ -39,7 +39,14 @@ def _submitted(db, *, resident=None, code="moving_in", data=None, at=None):
         account_id=account.id,
         code=code,
         version=1,
-        data=data if data is not None else {"new_address": "本町2丁目3番4号", "members": 2},
+        data=data
+        if data is not None
+        else {
+            "new_address": "本町2丁目3番4号",
+            "has_children": True,
+            "members": [{"family_name": "山田", "given_name": "太郎", "relationship": "child"}],
+            "unknown_key": "kept",
+        },
     )
     service.transition(p, "submitted", actor=f"account:{account.id}")
     if at is not None:
@@ -55,6 +62,7 @@ def _records(db) -> int:
 def _staff(db, client, *roles):
     user = make_staff(roles=list(roles))
     db.session.commit()
+    client.set_cookie("lang", "en", domain="portal.test")  # English pages: English text is asserted
     login_staff(client, user)
     return user
 
@@ -126,7 +134,8 @@ def test_review_writes_an_access_record_and_shows_the_signature(app, db, client)
     resp = client.get(f"/staff/prefilings/{p.id}")
     html = resp.get_data(as_text=True)
     assert resp.status_code == 200
-    assert "Signed with the card, verified" in html and "本町2丁目3番4号" in html and "new_address" in html
+    assert "Signed with the card, verified" in html and "本町2丁目3番4号" in html and "New address" in html
+    assert "Notification of moving in" in html and "Relationship: Child" in html and "unknown_key" in html
     assert _records(db) == before + 1
     rec = db.session.scalar(select(AccessRecord).order_by(AccessRecord.id.desc()))
     assert rec.resident_id == p.resident_id and rec.actor_id == user.login_id
