@@ -350,3 +350,30 @@ def test_roles(app, db, client):
     assert processing.get(f"/staff/express/{p.id}").status_code == 403
     assert counter.get("/staff/prefilings/stats").status_code == 200
     assert processing.get("/staff/prefilings/stats").status_code == 200
+
+
+@pytest.fixture
+def app_config(tmp_path):
+    return {"PREFILING_ATTACHMENT_DIR": str(tmp_path / "attachments")}
+
+
+def test_attachment_download_is_recorded(app, db, client):
+    import io
+
+    from portal.prefiling import attachments
+
+    p = _submitted(db)
+    pdf = b"%PDF-1.4\n% test\n"
+    row = attachments.store(p, {"code": "id_document", "types": ["pdf"]}, io.BytesIO(pdf), "passport.pdf")
+    db.session.commit()
+    _staff(db, client, "processing")
+    review = client.get(f"/staff/prefilings/{p.id}").get_data(as_text=True)
+    url = f"/staff/prefilings/{p.id}/attachments/{row.id}"
+    assert url in review and "passport.pdf" in review
+    before = _records(db)
+    with client.get(url) as resp:
+        assert resp.status_code == 200 and resp.data == pdf and resp.mimetype == "application/pdf"
+    assert _records(db) == before + 1
+    other = _submitted(db)
+    db.session.commit()
+    assert client.get(f"/staff/prefilings/{other.id}/attachments/{row.id}").status_code == 404
