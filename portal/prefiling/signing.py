@@ -323,7 +323,7 @@ def post_signature(code: str):
     return jsonify(status="signed", reservation_no=prefiling.reservation_no, digest=prefiling.signed_digest)
 
 
-@bp.route("/prefilings/<int:prefiling_id>/sign", methods=["GET", "POST"])
+@bp.route("/me/prefilings/<int:prefiling_id>/sign", methods=["GET", "POST"])
 @allow("resident")
 @limiter.limit("20 per minute", methods=["POST"])
 def sign_page(prefiling_id: int):

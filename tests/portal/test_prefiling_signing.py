@@ -252,7 +252,7 @@ def test_a_draft_cannot_be_signed(db, filed):
 def test_the_residents_page_makes_a_code(db, client, filed):
     prefiling, account = filed
     login_resident(client, account)
-    url = f"/prefilings/{prefiling.id}/sign"
+    url = f"/me/prefilings/{prefiling.id}/sign"
     resp = post_form(client, url, {}, page=url)
     assert resp.status_code == 200
     html = resp.get_data(as_text=True)
@@ -273,7 +273,7 @@ def test_someone_elses_prefiling_is_not_found(db, client, filed):
     stranger = make_account(resident=make_resident(family="鈴木", given="一郎", birth=date(1970, 1, 2)))
     db.session.commit()
     login_resident(client, stranger)
-    assert client.get(f"/prefilings/{prefiling.id}/sign").status_code == 404
+    assert client.get(f"/me/prefilings/{prefiling.id}/sign").status_code == 404
 
 
 def _csrf(client, url: str) -> str:
