@@ -31,7 +31,6 @@ from flask import (
     current_app,
     jsonify,
     render_template,
-    render_template_string,
     request,
 )
 from flask_babel import lazy_gettext as _l
@@ -343,18 +342,11 @@ def sign_page(prefiling_id: int):
     )
 
 
-_LANDING = """{% extends "base.html" %}{% block content %}
-<h1>{{ _("Sign with your card") }}</h1>
-<p>{{ _("On the computer with the card reader, run:") }}</p>
-<pre><code>python -m card sign-filing {{ url }}</code></pre>
-{% endblock %}"""
-
-
 @bp.route("/f/<code>")
 @allow("public")
 def landing(code: str):
     """Where a copied or scanned ``/f/<code>`` leads in a browser: how to sign with the helper."""
-    return render_template_string(_LANDING, url=f"{_origin()}/f/{normalise_code(code)}")
+    return render_template("prefiling/sign.html", landing_url=f"{_origin()}/f/{normalise_code(code)}")
 
 
 def init_app(app: Flask) -> None:

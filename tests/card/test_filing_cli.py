@@ -8,6 +8,7 @@ import base64
 import hashlib
 import io
 import json
+import subprocess
 import sys
 import threading
 from collections.abc import Iterator
@@ -20,6 +21,8 @@ import pytest
 from card import filing
 from card.sim import Profile, make_profile
 from card.verify import TrustStore, verify_signature
+
+from .conftest import ROOT
 
 PIN = "SIGN2468"
 CODE = "ABCD-EFGH"
@@ -192,3 +195,14 @@ def test_parse_filing_url() -> None:
         "https://portal.example",
         "ABCD-EFGH",
     )
+
+
+def test_python_m_card_has_sign_filing() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "card", "sign-filing", "--help"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0 and "<origin>/f/<code>" in done.stdout

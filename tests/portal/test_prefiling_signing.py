@@ -280,3 +280,8 @@ def _csrf(client, url: str) -> str:
     from tests.factories import csrf_from
 
     return csrf_from(client.get(url).get_data(as_text=True))
+
+
+def test_the_f_link_in_a_browser_says_how_to_sign(client):
+    html = client.get("/f/abcd-efgh").get_data(as_text=True)
+    assert f"python -m card sign-filing {ORIGIN}/f/ABCD-EFGH" in html
