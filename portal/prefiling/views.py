@@ -250,6 +250,9 @@ def show(prefiling_id: int):
         action_labels=ACTION_LABELS,
         editable=prefiling.status in EDITABLE,
         withdrawable=prefiling.status in WITHDRAWABLE,
+        sign_url=url_for("prefiling_signing.sign_page", prefiling_id=prefiling.id)
+        if "prefiling_signing" in current_app.blueprints and prefiling.status in ("submitted", "ready")
+        else None,
         lang=_lang(),
         label=catalogue.label,
         visible=forms.visible,
