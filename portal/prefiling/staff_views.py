@@ -12,6 +12,7 @@ import re
 import statistics
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
 
 from flask import (
     Blueprint,
@@ -21,6 +22,7 @@ from flask import (
     redirect,
     render_template,
     request,
+    send_file,
     session,
     url_for,
 )
@@ -433,13 +435,29 @@ def attachment(prefiling_id: int, attachment_id: int):
     row = db.session.get(Attachment, attachment_id)
     if row is None or row.prefiling_id != prefiling.id or "/" in row.stored_name or ".." in row.stored_name:
         abort(404)
-    from portal.prefiling import attachments
-
-    if not (attachments.directory() / row.stored_name).is_file():
+    try:
+        from portal.prefiling import attachments
+    except ImportError:  # the resident side's storage has not landed: its default folder
+        attachments = None
+    folder = (
+        attachments.directory()
+        if attachments is not None
+        else Path(
+            current_app.config.get("PREFILING_ATTACHMENT_DIR")
+            or Path(current_app.instance_path) / "attachments"
+        )
+    )
+    if not (folder / row.stored_name).is_file():
         abort(404)
     _record_view(prefiling, "prefiling_attachment")
     db.session.commit()
-    return attachments.send(row)
+    if attachments is not None:
+        return attachments.send(row)
+    response = send_file(
+        folder / row.stored_name, mimetype=row.content_type, as_attachment=True, download_name=row.filename
+    )
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
 
 
 # --- express counter -----------------------------------------------------------------------------

@@ -357,10 +357,10 @@ def app_config(tmp_path):
     return {"PREFILING_ATTACHMENT_DIR": str(tmp_path / "attachments")}
 
 
-def test_attachment_download_is_recorded(app, db, client):
+def test_attachment_download_is_recorded(app, db, client, monkeypatch):
     import io
 
-    from portal.prefiling import attachments
+    attachments = pytest.importorskip("portal.prefiling.attachments")
 
     p = _submitted(db)
     pdf = b"%PDF-1.4\n% test\n"
@@ -374,6 +374,14 @@ def test_attachment_download_is_recorded(app, db, client):
     with client.get(url) as resp:
         assert resp.status_code == 200 and resp.data == pdf and resp.mimetype == "application/pdf"
     assert _records(db) == before + 1
+    import sys
+
+    import portal.prefiling
+
+    monkeypatch.setitem(sys.modules, "portal.prefiling.attachments", None)  # the view's own fallback
+    monkeypatch.delattr(portal.prefiling, "attachments")
+    with client.get(url) as resp:
+        assert resp.status_code == 200 and resp.data == pdf
     other = _submitted(db)
     db.session.commit()
     assert client.get(f"/staff/prefilings/{other.id}/attachments/{row.id}").status_code == 404
