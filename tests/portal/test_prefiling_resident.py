@@ -63,7 +63,7 @@ def _start(client, code: str) -> int:
 def _form(client, prefiling_id: int) -> tuple[str, dict]:
     """The edit page and its form's current values, as a browser would post them."""
     html = client.get(f"/me/prefilings/{prefiling_id}/edit").get_data(as_text=True)
-    form = html.split('class="form"', 1)[1].split("</form>", 1)[0]
+    form = html.split('class="form prefiling-form"', 1)[1].split("</form>", 1)[0]
     data: dict = {}
     for m in re.finditer(r"<input ([^>]*)>", form):
         attrs = m.group(1)
