@@ -385,3 +385,17 @@ def test_attachment_download_is_recorded(app, db, client, monkeypatch):
     other = _submitted(db)
     db.session.commit()
     assert client.get(f"/staff/prefilings/{other.id}/attachments/{row.id}").status_code == 404
+
+
+def test_pages_in_japanese(app, db, client):
+    p = _submitted(db)
+    db.session.commit()
+    user = make_staff(roles=["processing", "counter"])
+    db.session.commit()
+    login_staff(client, user)  # no language chosen: Japanese
+    review = client.get(f"/staff/prefilings/{p.id}").get_data(as_text=True)
+    assert "転入届" in review and "新住所" in review and "続柄: 子" in review and "受付番号" in review
+    assert "審査待ちの事前申請" in client.get("/staff/prefilings").get_data(as_text=True)
+    resp = client.get("/staff/express?no=1234-5678-Z")
+    assert resp.status_code == 400 and "チェック文字" in resp.get_data(as_text=True)
+    assert "計測していません" in client.get("/staff/prefilings/stats").get_data(as_text=True)
