@@ -85,7 +85,7 @@ def render(prefiling: PreFiling, *, now: datetime | None = None) -> bytes:
         line(catalogue.label(defn["name"], "en"), 10)
     if prefiling.reservation_no:
         line(
-            f"予約番号 Reservation number: {service.format_reservation_no(prefiling.reservation_no)}",
+            f"受付番号 Reservation number: {service.format_reservation_no(prefiling.reservation_no)}",
             13,
             gap=1.8,
         )
