@@ -399,3 +399,28 @@ def test_pages_in_japanese(app, db, client):
     resp = client.get("/staff/express?no=1234-5678-Z")
     assert resp.status_code == 400 and "チェック文字" in resp.get_data(as_text=True)
     assert "計測していません" in client.get("/staff/prefilings/stats").get_data(as_text=True)
+
+
+def test_a_save_between_reading_and_writing_is_a_conflict_too(app, db, client, monkeypatch):
+    """The version matched when the request read it, but another clerk saved before this one's
+    UPDATE: the version counter in the UPDATE refuses it (StaleDataError → 409)."""
+    import sqlalchemy as sa
+
+    p = _submitted(db)
+    db.session.commit()
+    _staff(db, client, "processing")
+    page = f"/staff/prefilings/{p.id}"
+    original = service.transition
+
+    def meanwhile(prefiling, to, **kwargs):
+        with db.engine.begin() as conn:
+            bump = sa.text("UPDATE prefilings SET version = version + 1 WHERE id = :i")
+            conn.execute(bump, {"i": prefiling.id})
+        return original(prefiling, to, **kwargs)
+
+    monkeypatch.setattr(service, "transition", meanwhile)
+    resp = _post(client, f"{page}/ready", page, {"version": p.version})
+    assert resp.status_code == 409
+    db.session.expire_all()
+    assert db.session.get(type(p), p.id).status == "submitted"
+    assert _deliveries(db, p.resident_id) == []
