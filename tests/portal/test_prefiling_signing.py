@@ -177,7 +177,7 @@ def test_form_changed_after_the_request_is_refused(db, client, cards, filed):
     resp = _post(client, req.code, body)
     assert resp.status_code == 409
     error = resp.get_json()["error"]
-    assert error["code"] == "form_changed" and "changed" in error["message"]
+    assert error["code"] == "form_changed" and ("changed" in error["message"] or "変更" in error["message"])
     assert _reload(db, prefiling).signature is None
 
 
@@ -199,7 +199,7 @@ def test_revoked_signature_certificate_is_refused(db, client, cards, filed):
     resp = _post(client, req.code, _sign(cards["revoked"], service.canonical_form(prefiling)))
     assert resp.status_code == 403
     error = resp.get_json()["error"]
-    assert error["code"] == "revoked" and "address" in error["message"]
+    assert error["code"] == "revoked" and ("address" in error["message"] or "住所" in error["message"])
     assert _reload(db, prefiling).signature is None
 
 
