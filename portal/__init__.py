@@ -65,5 +65,13 @@ def create_app(config: dict | str | None = None) -> Flask:
     notices_views.init_app(app)
     push_api.init_app(app)
     notices_cli.init_app(app)
+
+    from portal.prefiling import signing as prefiling_signing
+    from portal.prefiling import staff_views as prefiling_staff
+    from portal.prefiling import views as prefiling_views
+
+    prefiling_views.init_app(app)
+    prefiling_staff.init_app(app)
+    prefiling_signing.init_app(app)
     cli.init_app(app)
     return app
