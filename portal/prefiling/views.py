@@ -50,6 +50,7 @@ ATTACHMENT_ERRORS = {
     "bad_type": _l("The file's content is not an accepted type (%(types)s). Its name does not matter."),
     "unknown": _l("Choose which document this is."),
 }
+UPLOAD_OVERHEAD = 1024 * 1024  # the multipart envelope and the other form fields
 # The notice the resident gets for a status change (portal.notices.triggers.PROCEDURE_STATUSES).
 NOTIFY = {"submitted": "received", "withdrawn": "cancelled"}
 
@@ -251,7 +252,9 @@ def show(prefiling_id: int):
         editable=prefiling.status in EDITABLE,
         withdrawable=prefiling.status in WITHDRAWABLE,
         sign_url=url_for("prefiling_signing.sign_page", prefiling_id=prefiling.id)
-        if "prefiling_signing" in current_app.blueprints and prefiling.status in ("submitted", "ready")
+        if "prefiling_signing" in current_app.blueprints
+        and prefiling.status in ("submitted", "ready")
+        and prefiling.signature_verified_at is None
         else None,
         lang=_lang(),
         label=catalogue.label,
@@ -269,6 +272,10 @@ def upload(prefiling_id: int):
     if prefiling.status not in EDITABLE:
         abort(409)
     specs = {a["code"]: a for a in defn.get("attachments", [])}
+    # Refuse a huge body before it is parsed (and spooled to disk); a file a little over the
+    # document's own limit still reaches store() and gets the sentence with the limit in it.
+    largest = max((int(a.get("max_bytes", attachments.DEFAULT_MAX_BYTES)) for a in specs.values()), default=0)
+    request.max_content_length = largest + UPLOAD_OVERHEAD
     spec = specs.get(request.form.get("code", ""))
     upload_file = request.files.get("file")
     try:
@@ -283,7 +290,7 @@ def upload(prefiling_id: int):
         message = (
             str(ATTACHMENT_ERRORS[exc.code] % exc.params) if exc.params else str(ATTACHMENT_ERRORS[exc.code])
         )
-        page, _status = _form_page(prefiling, defn, values, message=message)
+        page, _status = _form_page(prefiling, defn, values, message=message, status=400)
         return page, 413 if exc.code == "too_large" else 400
     service.record(prefiling, _actor(), "attached", attachment.code)
     db.session.commit()

@@ -49,8 +49,15 @@ def family(prefiling_app, db):
 
 @pytest.fixture
 def english(client):
-    client.set_cookie("lang", "en", domain="portal.test")
+    """A client that chose English (after logging in, the choice is kept in the session)."""
     return client
+
+
+def login_english(client, account) -> None:
+    login_resident(client, account)
+    html = client.get("/me/prefilings/").get_data(as_text=True)
+    client.post("/lang", data={"lang": "en", "csrf_token": csrf_from(html)})
+    assert '<html lang="en">' in client.get("/me/prefilings/").get_data(as_text=True)
 
 
 def _start(client, code: str) -> int:
@@ -142,7 +149,7 @@ def test_moving_in_prefills_nothing_foreign_and_suggests_child_allowance(family,
 
 def test_field_errors_in_english_keep_what_was_typed(family, english, db):
     _head, account = family
-    login_resident(english, account)
+    login_english(english, account)
     pid = _start(english, "certificate_request")
     _html, data = _form(english, pid)
     data.update(CERTIFICATE, family_name_kana="yamada", copies="99", phone="03-9999-0000", action="submit")
@@ -163,11 +170,12 @@ def test_field_errors_in_japanese(family, client):
     page = client.post(f"/me/prefilings/{pid}/edit", data=data).get_data(as_text=True)
     assert "0から始まる電話番号" not in page  # empty: the required message, not the pattern's
     assert 'aria-invalid="true"' in page
+    assert "入力してください。" in page and "下の印のある項目を直してください。" in page
 
 
 def test_two_tabs_cannot_overwrite_each_other(family, english, db):
     _head, account = family
-    login_resident(english, account)
+    login_english(english, account)
     pid = _start(english, "certificate_request")
     _html, first = _form(english, pid)
     _html, second = _form(english, pid)
@@ -213,7 +221,7 @@ def _upload(client, pid: int, code: str, content: bytes, name: str):
 
 def test_attachments_sniffed_limited_stored_and_served_to_the_owner(family, english, db, tmp_path):
     _head, account = family
-    login_resident(english, account)
+    login_english(english, account)
     pid = _start(english, "child_allowance")
     resp = _upload(english, pid, "bank_book", b"<html><script>alert(1)</script></html>", "book.pdf")
     assert resp.status_code == 400
@@ -239,7 +247,7 @@ def test_attachments_sniffed_limited_stored_and_served_to_the_owner(family, engl
 
 def test_submit_needs_required_attachments(family, english, db):
     _head, account = family
-    login_resident(english, account)
+    login_english(english, account)
     pid = _start(english, "seal_registration")
     _html, data = _form(english, pid)
     data.update(phone="03-1234-5678", seal_text="山田", seal_size_mm="15", by_proxy="on", action="submit")
@@ -308,3 +316,43 @@ def test_pdf_summary_with_embedded_japanese_font(family, client, db):
     assert "山田" in text and "花子" in text
     assert "住民票の写し等交付請求" in text
     assert "令和" in text  # generated-at in 和暦
+
+
+def test_a_huge_upload_is_refused_before_it_is_read(family, english):
+    _head, account = family
+    login_english(english, account)
+    pid = _start(english, "child_allowance")
+    resp = _upload(english, pid, "bank_book", b"%PDF-" + b"x" * (7 * 1024 * 1024), "huge.pdf")
+    assert resp.status_code == 413
+
+
+def test_correction_requested_then_resubmitted(family, english, db):
+    _head, account = family
+    login_english(english, account)
+    pid = _start(english, "certificate_request")
+    _html, data = _form(english, pid)
+    assert (
+        english.post(
+            f"/me/prefilings/{pid}/edit", data={**data, **CERTIFICATE, "action": "submit"}
+        ).status_code
+        == 302
+    )
+    prefiling = db.session.get(PreFiling, pid)
+    number = prefiling.reservation_no
+    service.transition(
+        prefiling, "correction_requested", actor="staff:1", note="Purpose: please be specific."
+    )
+    db.session.commit()
+    html, data = _form(english, pid)
+    assert "Purpose: please be specific." in html
+    data.update(purpose="other", purpose_detail="Bank account", action="submit")
+    assert english.post(f"/me/prefilings/{pid}/edit", data=data).status_code == 302
+    db.session.refresh(prefiling)
+    assert prefiling.status == "submitted" and prefiling.reservation_no == number
+    assert service.values(prefiling)["purpose_detail"] == "Bank account"
+    # Once submitted (or withdrawn), the form is not offered: the edit page leads to the status page.
+    resp = english.get(f"/me/prefilings/{pid}/edit")
+    assert resp.status_code == 302 and resp.headers["Location"].endswith(f"/me/prefilings/{pid}")
+    english.post(f"/me/prefilings/{pid}/withdraw", data={"csrf_token": csrf_from(html)})
+    db.session.refresh(prefiling)
+    assert prefiling.status == "withdrawn"
