@@ -163,3 +163,29 @@ def test_pattern_message_in_the_chosen_language(request_ctx):
     assert (
         forms.validate(defn, values, "ja")[1]["account_number"] == "口座番号は7桁の数字で入力してください。"
     )
+
+
+def test_a_prefiling_keeps_the_version_it_was_made_with(tmp_path, monkeypatch):
+    import json
+    import shutil
+
+    for path in catalogue.DIRECTORY.glob("*.json"):
+        shutil.copy(path, tmp_path / path.name)
+    v2 = json.loads((tmp_path / "seal_registration.v1.json").read_text(encoding="utf-8"))
+    v2["version"] = 2
+    v2["sections"][0]["fields"].append(
+        {"name": "email", "type": "text", "label": {"ja": "メール", "en": "E-mail"}, "required": True}
+    )
+    (tmp_path / "seal_registration.v2.json").write_text(json.dumps(v2, ensure_ascii=False), encoding="utf-8")
+    monkeypatch.setattr(catalogue, "DIRECTORY", tmp_path)
+    catalogue._all.cache_clear()
+    try:
+        assert catalogue.get("seal_registration")["version"] == 2
+        assert "email" in {f["name"] for _s, f in catalogue.fields(catalogue.get("seal_registration"))}
+        assert "email" not in {f["name"] for _s, f in catalogue.fields(catalogue.get("seal_registration", 1))}
+        (tmp_path / "seal_registration.v3.json").write_text(json.dumps(v2), encoding="utf-8")
+        catalogue._all.cache_clear()
+        with pytest.raises(catalogue.CatalogueError):
+            catalogue.get("seal_registration")  # v3's file says version 2
+    finally:
+        catalogue._all.cache_clear()
