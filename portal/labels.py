@@ -22,6 +22,7 @@ RECORD_PURPOSES = {
     "eid_link": _l("Linking your external eID login"),
     "demo_card": _l("Writing the demo card"),
     "notice_preview": _l("Checking a notice before it is sent"),
+    "prefiling_sign": _l("Your card signature on a pre-filing"),
 }
 DETAILS = {
     "search": _l("search"),
@@ -30,6 +31,9 @@ DETAILS = {
     "text_ap": _l("card and PIN"),
     "sign_cert": _l("signature certificate"),
     "counter": _l("at the counter"),
+    "prefiling_review": _l("review of a pre-filing"),
+    "express_counter": _l("express counter"),
+    "prefiling_attachment": _l("document attached to a pre-filing"),
 }
 
 
