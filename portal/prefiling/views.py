@@ -138,6 +138,11 @@ def _form_page(prefiling, defn, values, *, errors=None, message=None, version=No
             visible=forms.visible,
             slots=forms.slots,
             attachment_errors=request.args.get("attachment_error"),
+            field_labels={
+                field["name"]: catalogue.label(field["label"], _lang())
+                for section in defn["sections"]
+                for field in section["fields"]
+            },
         ),
         status,
     )
