@@ -209,6 +209,25 @@ def cmd_city(args: argparse.Namespace) -> int:
     return 0
 
 
+def _common_options() -> argparse.ArgumentParser:
+    """The global options, accepted after the subcommand too (python -m card text --pin-stdin);
+    SUPPRESS keeps a subcommand from resetting what was given before it."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--backend", choices=["pcsc", "pkcs11", "sim"], default=argparse.SUPPRESS)
+    for flag in ("--reader", "--profile", "--module"):
+        common.add_argument(flag, default=argparse.SUPPRESS)
+    for flag in ("--pin-stdin", "--allow-last-try"):
+        common.add_argument(flag, action="store_true", default=argparse.SUPPRESS)
+    return common
+
+
+def add_command(parser: argparse.ArgumentParser, name: str, **kwargs: Any) -> argparse.ArgumentParser:
+    """A subcommand of ``python -m card`` (also used by :mod:`card.login` and :mod:`card.filing`)."""
+    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    sub: argparse.ArgumentParser = subparsers.add_parser(name, parents=[_common_options()], **kwargs)
+    return sub
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m card", description="Individual Number Card tool")
     p.add_argument(
@@ -219,18 +238,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--module", default=None, help="pkcs11 backend: module path")
     p.add_argument("--pin-stdin", action="store_true", help="read PINs from stdin, one per line")
     p.add_argument("--allow-last-try", action="store_true", help="use the PIN even with one try left")
-    # The same options are accepted after the subcommand too (python -m card text --pin-stdin);
-    # SUPPRESS keeps a subcommand from resetting what was given before it.
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--backend", choices=["pcsc", "pkcs11", "sim"], default=argparse.SUPPRESS)
-    for flag in ("--reader", "--profile", "--module"):
-        common.add_argument(flag, default=argparse.SUPPRESS)
-    for flag in ("--pin-stdin", "--allow-last-try"):
-        common.add_argument(flag, action="store_true", default=argparse.SUPPRESS)
-    sub = p.add_subparsers(dest="command", required=True)
+    p.add_subparsers(dest="command", required=True)
 
     def command(name: str, **kwargs: Any) -> argparse.ArgumentParser:
-        return sub.add_parser(name, parents=[common], **kwargs)
+        return add_command(p, name, **kwargs)
 
     command("readers", help="list readers").set_defaults(func=cmd_readers)
     s = command("info", help="token, PIN tries, auth certificate")
@@ -268,8 +279,8 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def run_parsed(args: argparse.Namespace) -> int:
+    """Run a parsed subcommand; card errors become advice and exit codes in this one place."""
     try:
         result: int = args.func(args)
         return result
@@ -284,3 +295,7 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_parsed(build_parser().parse_args(argv))

@@ -34,13 +34,14 @@ from card.login import (
     EXIT_SERVER_UNREACHABLE,
     LoginError,
     ServerError,
-    add_login_command,
+    add_helper_command,
     http_json,
     normalize_origin,
     require_secure,
+    run_helper,
 )
 from card.pin import PinKind, normalize_pin
-from card.session import CardReader, CardSession, open_card
+from card.session import CardReader, CardSession
 
 _CODE = re.compile(r"[A-Z0-9]{4}-?[A-Z0-9]{4}")
 
@@ -214,73 +215,31 @@ def _advice(exc: ServerError) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """The ``sign-filing`` subcommand."""
-    backend = "sim" if getattr(args, "filing_sim", None) else args.backend
-    profile = getattr(args, "filing_sim", None) or args.profile
-    reader = getattr(args, "filing_reader", None) or args.reader
-    pin_stdin = bool(args.pin_stdin or getattr(args, "filing_pin_stdin", False))
-    allow_last_try = bool(args.allow_last_try or getattr(args, "filing_allow_last_try", False))
-    try:
-        parse_filing_url(args.url)
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    try:
-        with open_card(backend, reader=reader, profile=profile, module=args.module) as card:
-            answer = sign_filing(args.url, card, pin_stdin=pin_stdin, allow_last_try=allow_last_try)
-    except KeyboardInterrupt:
-        print("\ncancelled", file=sys.stderr)
-        return 130
-    except ServerError as exc:
-        print(_advice(exc), file=sys.stderr)
-        return exc.exit_code
-    except LoginError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    if answer.get("status") != "signed":
-        print(f"The server did not accept the signature: {answer.get('status')!r}", file=sys.stderr)
-        return EXIT_SERVER_REFUSED
-    print("Done: the pre-filing is signed with your card and verified. Reload the pre-filing page.")
-    return 0
+    return run_helper(
+        args,
+        parse_url=parse_filing_url,
+        act=sign_filing,
+        accepted="signed",
+        refused="The server did not accept the signature",
+        done="Done: the pre-filing is signed with your card and verified. Reload the pre-filing page.",
+        advice=_advice,
+    )
 
 
 def add_sign_filing_command(parser: argparse.ArgumentParser) -> None:
     """Add ``sign-filing`` to the card CLI's parser (:func:`card.cli.build_parser`)."""
-    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    s = subparsers.add_parser(
+    add_helper_command(
+        parser,
         "sign-filing",
+        run,
+        url_help="the URL the pre-filing page shows, <origin>/f/<code>",
         help="sign a web pre-filing with the card's signature certificate (the URL the page shows)",
         description="Sign a pre-filing with the card: python -m card sign-filing <origin>/f/<code>",
     )
-    s.add_argument("url", help="the URL the pre-filing page shows, <origin>/f/<code>")
-    s.add_argument("--pin-stdin", dest="filing_pin_stdin", action="store_true", default=argparse.SUPPRESS)
-    s.add_argument(
-        "--allow-last-try", dest="filing_allow_last_try", action="store_true", default=argparse.SUPPRESS
-    )
-    where = s.add_mutually_exclusive_group()
-    where.add_argument("--reader", dest="filing_reader", default=argparse.SUPPRESS, help="PC/SC reader name")
-    where.add_argument(
-        "--sim",
-        dest="filing_sim",
-        metavar="DIR",
-        default=argparse.SUPPRESS,
-        help="virtual card profile (tests)",
-    )
-    s.set_defaults(func=run)
 
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m card``: the card CLI with ``login`` and ``sign-filing`` added."""
-    from card import cli, login
+    from card import login
 
-    parser = cli.build_parser()
-    add_login_command(parser)
-    add_sign_filing_command(parser)
-    args = parser.parse_args(argv)
-    if args.func is not run:
-        return login.main(argv)
-    try:
-        return run(args)
-    except errors.CardError as exc:
-        advice = next((cli.ADVICE[c] for c in type(exc).__mro__ if c in cli.ADVICE), None)
-        print(advice(exc) if advice else f"Card error: {exc}", file=sys.stderr)
-        return next((code for cls, code in cli.EXIT.items() if isinstance(exc, cls)), 1)
+    return login.main(argv, extra=(add_sign_filing_command,))

@@ -297,69 +297,95 @@ def login(
     return post_response(origin, challenge, code, certificate, signature)
 
 
-def run(args: argparse.Namespace) -> int:
-    """The ``login`` subcommand (card errors are turned into advice and exit codes by :func:`main`)."""
-    backend = "sim" if getattr(args, "sim", None) else args.backend
-    profile = getattr(args, "sim", None) or args.profile
-    reader = getattr(args, "login_reader", None) or args.reader
-    pin_stdin = bool(args.pin_stdin or getattr(args, "login_pin_stdin", False))
-    allow_last_try = bool(args.allow_last_try or getattr(args, "login_allow_last_try", False))
+def run_helper(
+    args: argparse.Namespace,
+    *,
+    parse_url: Callable[[str], object],
+    act: Callable[..., dict[str, Any]],
+    accepted: str,
+    refused: str,
+    done: str,
+    advice: Callable[[ServerError], str] = ServerError.advice,
+) -> int:
+    """What the server-helper subcommands (``login``, ``sign-filing``) share: check the URL before
+    the card is touched, open the card, act, and turn server answers into messages and exit codes
+    (card errors are turned into advice by :func:`card.cli.run_parsed`)."""
+    sim = getattr(args, "sim", None)
+    backend, profile = ("sim", sim) if sim else (args.backend, args.profile)
     try:
-        parse_login_url(args.url)  # a bad URL is a usage error before the card is touched
+        parse_url(args.url)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     try:
-        with open_card(backend, reader=reader, profile=profile, module=args.module) as card:
-            answer = login(args.url, card, pin_stdin=pin_stdin, allow_last_try=allow_last_try)
+        with open_card(backend, reader=args.reader, profile=profile, module=args.module) as card:
+            answer = act(args.url, card, pin_stdin=args.pin_stdin, allow_last_try=args.allow_last_try)
     except KeyboardInterrupt:
         print("\ncancelled", file=sys.stderr)
         return 130
     except ServerError as exc:
-        print(exc.advice(), file=sys.stderr)
+        print(advice(exc), file=sys.stderr)
         return exc.exit_code
     except LoginError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
-    if answer.get("status") != "done":
-        print(f"The server did not complete the login: {answer.get('status')!r}", file=sys.stderr)
+    if answer.get("status") != accepted:
+        print(f"{refused}: {answer.get('status')!r}", file=sys.stderr)
         return EXIT_SERVER_REFUSED
-    print("Done: you are logged in. Go back to the browser window, which continues by itself.")
+    print(done)
     return 0
+
+
+def add_helper_command(
+    parser: argparse.ArgumentParser,
+    name: str,
+    func: Callable[[argparse.Namespace], int],
+    *,
+    url_help: str,
+    **kwargs: Any,
+) -> None:
+    """A server-helper subcommand: the URL the page shows, and ``--sim DIR`` for the virtual card."""
+    from card import cli
+
+    s = cli.add_command(parser, name, **kwargs)
+    s.add_argument("url", help=url_help)
+    s.add_argument("--sim", metavar="DIR", default=argparse.SUPPRESS, help="virtual card profile (tests)")
+    s.set_defaults(func=func)
+
+
+def run(args: argparse.Namespace) -> int:
+    """The ``login`` subcommand."""
+    return run_helper(
+        args,
+        parse_url=parse_login_url,
+        act=login,
+        accepted="done",
+        refused="The server did not complete the login",
+        done="Done: you are logged in. Go back to the browser window, which continues by itself.",
+    )
 
 
 def add_login_command(parser: argparse.ArgumentParser) -> None:
     """Add ``login`` to the card CLI's parser (:func:`card.cli.build_parser`)."""
-    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    s = subparsers.add_parser(
+    add_helper_command(
+        parser,
         "login",
+        run,
+        url_help="the URL the login page shows, <origin>/c/<code>",
         help="log in to the city portal on this PC (the URL the login page shows)",
         description="Log in to the city portal with the card: python -m card login <origin>/c/<code>",
     )
-    s.add_argument("url", help="the URL the login page shows, <origin>/c/<code>")
-    # SUPPRESS: the global --pin-stdin/--reader/--allow-last-try keep working before the subcommand
-    s.add_argument("--pin-stdin", dest="login_pin_stdin", action="store_true", default=argparse.SUPPRESS)
-    s.add_argument(
-        "--allow-last-try", dest="login_allow_last_try", action="store_true", default=argparse.SUPPRESS
-    )
-    where = s.add_mutually_exclusive_group()
-    where.add_argument("--reader", dest="login_reader", default=argparse.SUPPRESS, help="PC/SC reader name")
-    where.add_argument("--sim", metavar="DIR", default=argparse.SUPPRESS, help="virtual card profile (tests)")
-    s.set_defaults(func=run)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python -m card``: the card CLI with ``login`` added."""
+def main(
+    argv: list[str] | None = None,
+    extra: tuple[Callable[[argparse.ArgumentParser], None], ...] = (),
+) -> int:
+    """``python -m card``: the card CLI with ``login`` (and the ``extra`` commands) added."""
     from card import cli
 
     parser = cli.build_parser()
     add_login_command(parser)
-    args = parser.parse_args(argv)
-    if args.func is not run:
-        return cli.main(argv)
-    try:
-        return run(args)
-    except errors.CardError as exc:
-        advice = next((cli.ADVICE[c] for c in type(exc).__mro__ if c in cli.ADVICE), None)
-        print(advice(exc) if advice else f"Card error: {exc}", file=sys.stderr)
-        return next((code for cls, code in cli.EXIT.items() if isinstance(exc, cls)), 1)
+    for add in extra:
+        add(parser)
+    return cli.run_parsed(parser.parse_args(argv))
