@@ -128,3 +128,45 @@ def login_staff(client, staff, password: str = PASSWORD):
     resp = post_form(client, "/staff/login", {"login_id": staff.login_id, "password": password})
     assert resp.status_code == 302, resp.get_data(as_text=True)[:500]
     return resp
+
+
+# --- virtual cards on a test JPKI ------------------------------------------------------------------
+
+CARD_ADDRESS = "千葉県みなと市中央区本町1丁目1番1号"
+CARD_AUTH_PIN = "1234"
+CARD_SIGN_PIN = "ABC123"
+
+
+def make_cards(root, people: dict[str, tuple[str, str, str, str, int]]) -> dict:
+    """Virtual cards sharing one test PKI in ``root/pki``: ``{key: (name, kana, birth, sex, seed)}``
+    (the seed gives the card's fake Individual Number). Returns ``{key: profile dir, "pki": dir}``."""
+    from card.sim.profile import make_profile
+
+    pki = root / "pki"
+    out = {}
+    for key, (name, kana, birth, sex, seed) in people.items():
+        out[key] = root / key
+        make_profile(
+            out[key],
+            name=name,
+            kana=kana,
+            address=CARD_ADDRESS,
+            birth=birth,
+            sex=sex,
+            auth_pin=CARD_AUTH_PIN,
+            sign_pin=CARD_SIGN_PIN,
+            my_number=fake_number(seed),
+            pki_dir=pki,
+        )
+    out["pki"] = pki
+    return out
+
+
+def card_app_config(pki, origin: str) -> dict:
+    """App settings trusting a test PKI and its CRLs."""
+    return {
+        "CARD_TRUST_DIR": str(pki),
+        "CARD_CRL_FILES": (str(pki / "auth_crl.der"), str(pki / "sign_crl.der")),
+        "PUBLIC_ORIGIN": origin,
+        "RATELIMIT_ENABLED": False,
+    }

@@ -21,54 +21,42 @@ from portal.cardid import service
 from portal.cardid.models import CardChallenge, CardCredential
 from portal.models_base import utcnow
 from portal.vault import service as vault
-from tests.factories import fake_number, login_staff, make_account, make_resident, make_staff
+from tests.factories import (
+    card_app_config,
+    fake_number,
+    login_staff,
+    make_account,
+    make_cards,
+    make_resident,
+    make_staff,
+)
 
 PIN = "1234"
-ADDRESS = "千葉県みなと市中央区本町1丁目1番1号"
 
 
 @pytest.fixture(scope="module")
 def cards(tmp_path_factory) -> dict[str, Path]:
     """Virtual cards sharing one test PKI; one other PKI for an untrusted card."""
     root = tmp_path_factory.mktemp("cards")
-    pki = root / "pki"
-    people = {
-        "hanako": ("山田　花子", "ヤマダ　ハナコ", "19850401", "2", 1),
-        "renewed": ("山田　花子", "ヤマダ　ハナコ", "19850401", "2", 1),
-        "moved": ("鈴木　一郎", "スズキ　イチロウ", "19700102", "1", 2),
-        "unlinked": ("田中　健", "タナカ　ケン", "19900303", "1", 3),
-        "revoked": ("佐藤　蓮", "サトウ　レン", "20000505", "1", 4),
-    }
-    out = {}
-    for key, (name, kana, birth, sex, seed) in people.items():
-        out[key] = root / key
-        make_profile(
-            out[key],
-            name=name,
-            kana=kana,
-            address=ADDRESS,
-            birth=birth,
-            sex=sex,
-            auth_pin=PIN,
-            sign_pin="ABC123",
-            my_number=fake_number(seed),
-            pki_dir=pki,
-        )
+    out = make_cards(
+        root,
+        {
+            "hanako": ("山田　花子", "ヤマダ　ハナコ", "19850401", "2", 1),
+            "renewed": ("山田　花子", "ヤマダ　ハナコ", "19850401", "2", 1),
+            "moved": ("鈴木　一郎", "スズキ　イチロウ", "19700102", "1", 2),
+            "unlinked": ("田中　健", "タナカ　ケン", "19900303", "1", 3),
+            "revoked": ("佐藤　蓮", "サトウ　レン", "20000505", "1", 4),
+        },
+    )
     revoke(out["revoked"], "auth")
     out["foreign"] = root / "foreign"
     make_profile(out["foreign"], auth_pin=PIN, my_number=fake_number(9), pki_dir=root / "other-pki")
-    out["pki"] = pki
     return out
 
 
 @pytest.fixture
 def app_config(cards):
-    return {
-        "CARD_TRUST_DIR": str(cards["pki"]),
-        "CARD_CRL_FILES": (str(cards["pki"] / "auth_crl.der"), str(cards["pki"] / "sign_crl.der")),
-        "PUBLIC_ORIGIN": "http://portal.test",
-        "RATELIMIT_ENABLED": False,
-    }
+    return card_app_config(cards["pki"], "http://portal.test")
 
 
 def _resident(name=("山田", "花子", "ヤマダ", "ハナコ"), birth=date(1985, 4, 1), sex=2, seed=1, **kw):

@@ -15,56 +15,44 @@ from sqlalchemy import select
 import card.filing as filing
 from card.login import _error_from
 from card.session import open_card
-from card.sim.profile import make_profile, revoke
+from card.sim.profile import revoke
 from card.verify import verify_signature
 from portal.cardid.models import CardChallenge
 from portal.cardid.service import verifier
 from portal.models_base import utcnow
 from portal.prefiling import service, signing
 from portal.prefiling.models import PreFiling, PreFilingEvent
-from tests.factories import fake_number, login_resident, make_account, make_resident, post_form
+from tests.factories import (
+    CARD_SIGN_PIN,
+    card_app_config,
+    login_resident,
+    make_account,
+    make_cards,
+    make_resident,
+    post_form,
+)
 
-SIGN_PIN = "ABC123"
-ADDRESS = "千葉県みなと市中央区本町1丁目1番1号"
+SIGN_PIN = CARD_SIGN_PIN
 ORIGIN = "https://portal.test"
 
 
 @pytest.fixture(scope="module")
 def cards(tmp_path_factory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("signing-cards")
-    pki = root / "pki"
-    people = {
-        "hanako": ("山田　花子", "ヤマダ　ハナコ", "19850401", "2", 1),
-        "other": ("鈴木　一郎", "スズキ　イチロウ", "19700102", "1", 2),
-        "revoked": ("山田　花子", "ヤマダ　ハナコ", "19850401", "2", 3),
-    }
-    out = {}
-    for key, (name, kana, birth, sex, seed) in people.items():
-        out[key] = root / key
-        make_profile(
-            out[key],
-            name=name,
-            kana=kana,
-            address=ADDRESS,
-            birth=birth,
-            sex=sex,
-            sign_pin=SIGN_PIN,
-            my_number=fake_number(seed),
-            pki_dir=pki,
-        )
+    out = make_cards(
+        tmp_path_factory.mktemp("signing-cards"),
+        {
+            "hanako": ("山田　花子", "ヤマダ　ハナコ", "19850401", "2", 1),
+            "other": ("鈴木　一郎", "スズキ　イチロウ", "19700102", "1", 2),
+            "revoked": ("山田　花子", "ヤマダ　ハナコ", "19850401", "2", 3),
+        },
+    )
     revoke(out["revoked"], "sign")  # e.g. after a change of address
-    out["pki"] = pki
     return out
 
 
 @pytest.fixture
 def app_config(cards):
-    return {
-        "CARD_TRUST_DIR": str(cards["pki"]),
-        "CARD_CRL_FILES": (str(cards["pki"] / "auth_crl.der"), str(cards["pki"] / "sign_crl.der")),
-        "PUBLIC_ORIGIN": ORIGIN,
-        "RATELIMIT_ENABLED": False,
-    }
+    return card_app_config(cards["pki"], ORIGIN)
 
 
 @pytest.fixture(autouse=True)
