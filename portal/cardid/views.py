@@ -98,19 +98,26 @@ def counter():
     )
 
 
-@bp.route("/staff/counter/card/<challenge_id>")
-@allow("counter")
-def counter_result(challenge_id: str):
-    """The summary the counter needs of the resident whose card was just scanned; recorded."""
+def scanned_challenge(challenge_id: str, purposes: tuple[str, ...]) -> CardChallenge:
+    """A card scan or link this clerk's session completed in the last minutes, or a 404."""
     ch = db.session.get(CardChallenge, challenge_id)
     if (
         ch is None
+        or ch.purpose not in purposes
         or ch.session_binding != session.get(SESSION_KEY)
         or ch.status != "done"
         or ch.resident_id is None
         or (ch.completed_at or utcnow()) + SCAN_VIEW_WINDOW < utcnow()
     ):
         abort(404)
+    return ch
+
+
+@bp.route("/staff/counter/card/<challenge_id>")
+@allow("counter")
+def counter_result(challenge_id: str):
+    """The summary the counter needs of the resident whose card was just scanned; recorded."""
+    ch = scanned_challenge(challenge_id, ("counter_scan", "link"))
     from portal.registry.models import Resident
 
     person = db.session.get(Resident, ch.resident_id)

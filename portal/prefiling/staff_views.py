@@ -23,7 +23,6 @@ from flask import (
     render_template,
     request,
     send_file,
-    session,
     url_for,
 )
 from flask_babel import get_locale
@@ -535,20 +534,9 @@ def express():
 def express_card(challenge_id: str):
     """The pre-filings of the resident whose card was just scanned at this desk (the card-scan
     result links here); the same checks as the scan's own result page."""
-    from portal.cardid.api import SESSION_KEY
-    from portal.cardid.models import CardChallenge
-    from portal.cardid.views import SCAN_VIEW_WINDOW
+    from portal.cardid.views import scanned_challenge
 
-    ch = db.session.get(CardChallenge, challenge_id)
-    if (
-        ch is None
-        or ch.purpose != "counter_scan"
-        or ch.session_binding != session.get(SESSION_KEY)
-        or ch.status != "done"
-        or ch.resident_id is None
-        or (ch.completed_at or utcnow()) + SCAN_VIEW_WINDOW < utcnow()
-    ):
-        abort(404)
+    ch = scanned_challenge(challenge_id, ("counter_scan",))
     return _express_page(person=db.session.get(Resident, ch.resident_id))
 
 
