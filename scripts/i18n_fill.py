@@ -1,7 +1,10 @@
 """Merge translations from a Python dict file into the Japanese catalogue.
 
-Usage: .venv/bin/python scripts/i18n_fill.py TRANSLATIONS.py
-The dict maps English msgids to Japanese. `make translations` extracts and updates the catalogue
+Usage: .venv/bin/python scripts/i18n_fill.py TRANSLATIONS.py|OTHER.po
+A .py file holds a dict JA mapping English msgids to Japanese; a .po file (for example another
+branch's catalogue, `git show branch:portal/translations/ja/LC_MESSAGES/messages.po`) gives its
+translated, non-fuzzy entries, so two branches' catalogues merge without hand-editing.
+`make translations` extracts and updates the catalogue
 first; this fills what a translator wrote. Untranslated entries fail tests/portal/test_i18n.py.
 """
 
@@ -16,8 +19,20 @@ from babel.messages.pofile import read_po, write_po
 PO = Path(__file__).resolve().parent.parent / "portal/translations/ja/LC_MESSAGES/messages.po"
 
 
+def _table(source: str) -> dict[str, str]:
+    if not source.endswith(".po"):
+        return runpy.run_path(source)["JA"]
+    with open(source, "rb") as fh:
+        other = read_po(fh, locale="ja")
+    return {
+        m.id: m.string
+        for m in other
+        if m.id and isinstance(m.id, str) and m.string and "fuzzy" not in m.flags
+    }
+
+
 def main(source: str) -> None:
-    table = runpy.run_path(source)["JA"]
+    table = _table(source)
     with PO.open("rb") as fh:
         catalog = read_po(fh, locale="ja")
     filled = 0
