@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 DEB_PACKAGES=(
   pcscd vsmartcard-vpcd opensc opensc-pkcs11 pcsc-tools libpcsclite-dev swig softhsm2
-  postgresql redis-server chromium fonts-noto-cjk fonts-ipaexfont nodejs npm
+  postgresql redis-server chromium fonts-noto-cjk fonts-ipaexfont nodejs npm poppler-utils nginx
 )
 missing=()
 for pkg in "${DEB_PACKAGES[@]}"; do
