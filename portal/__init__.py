@@ -73,5 +73,8 @@ def create_app(config: dict | str | None = None) -> Flask:
     prefiling_views.init_app(app)
     prefiling_staff.init_app(app)
     prefiling_signing.init_app(app)
+    from portal.kiosk import views as kiosk_views
+
+    kiosk_views.init_app(app)
     cli.init_app(app)
     return app

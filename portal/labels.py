@@ -23,6 +23,7 @@ RECORD_PURPOSES = {
     "demo_card": _l("Writing the demo card"),
     "notice_preview": _l("Checking a notice before it is sent"),
     "prefiling_sign": _l("Your card signature on a pre-filing"),
+    "kiosk_session": _l("Logging in at a city kiosk with your card"),
 }
 DETAILS = {
     "search": _l("search"),

@@ -135,8 +135,14 @@ def respond():
         terminal=terminal,
         code=data.get("code"),
     )
+    body = {"status": "done", "purpose": ch.purpose}
+    if ch.purpose == "kiosk_login":
+        # the kiosk page on this terminal redeems it once for the card holder's kiosk session
+        from portal.kiosk import service as kiosk
+
+        body["ticket"] = kiosk.issue_ticket(ch, terminal)
     db.session.commit()
-    return jsonify(status="done", purpose=ch.purpose)
+    return jsonify(body)
 
 
 @bp.route("/challenges/<challenge_id>")

@@ -32,7 +32,7 @@ from portal.registry.names import normalise
 from portal.vault import service as vault
 
 MAGIC = "jp.city.portal/card-challenge/v1"
-PURPOSES = ("login", "counter_scan", "link")
+PURPOSES = ("login", "counter_scan", "link", "kiosk_login")
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 
 
@@ -109,8 +109,10 @@ def issue_challenge(
         raise CardIdError("purpose_unknown")
     if purpose == "login" and not session_binding:
         raise CardIdError("session_required")
-    if purpose in ("counter_scan", "link") and terminal is None:
+    if purpose in ("counter_scan", "link", "kiosk_login") and terminal is None:
         raise CardIdError("terminal_required", 403)
+    if purpose == "kiosk_login" and terminal is not None and terminal.kind != "kiosk":
+        raise CardIdError("wrong_terminal", 403)  # a kiosk session only on a kiosk terminal
     seconds = current_app.config["CARD_CHALLENGE_SECONDS"]
     ch = CardChallenge(
         id="c_" + secrets.token_urlsafe(18),
@@ -187,7 +189,7 @@ def answer(
     code: str | None = None,
 ) -> CardChallenge:
     """Verify a card's answer and complete the challenge for the session that asked."""
-    ch = _take(challenge_id, terminal=terminal, code=code, purposes=("login", "counter_scan"))
+    ch = _take(challenge_id, terminal=terminal, code=code, purposes=("login", "counter_scan", "kiosk_login"))
     try:
         verified = _verify(certificate, signature, challenge_message(ch), "auth")
         cred = _credential_for(verified)
