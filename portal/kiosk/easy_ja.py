@@ -50,6 +50,7 @@ EASY: dict[str, str] = {
     "Touch “Start again” and try once more.": "「はじめから」を おして、もう いちど して ください。",
     "Please ask a member of staff, or use another kiosk.": "しやくしょの ひとに きいて ください。または ほかの きかいを つかって ください。",
     "The PIN is not correct.": "あんしょうばんごうが ちがいます。",
+    "The PIN has 4 digits.": "あんしょうばんごうは すうじ 4つ です。",
     "Type your 4-digit PIN again.": "もう いちど、4つの すうじを おして ください。",
     "Your PIN is locked.": "あんしょうばんごうが つかえなく なりました。",
     "The PIN can be reset only at the ward office counter. Please go to the counter with your card.": "くやくしょの まどぐちで なおせます。カードを もって まどぐちへ いって ください。",

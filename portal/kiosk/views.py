@@ -96,7 +96,8 @@ def visit_required(view):
                 row = db.session.get(service.KioskSession, visit_id)
                 reason = row.end_reason if row is not None else None
             db.session.commit()
-            _clear_visit()
+            if visit_id:
+                _clear_visit()
             if request.is_json or request.method != "GET":
                 return _error("timeout", 401)
             return redirect(url_for("kiosk.index", ended=reason) if reason else url_for("kiosk.index"))
