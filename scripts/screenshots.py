@@ -22,6 +22,7 @@ os.environ["PORTAL_CONFIG"] = "test"  # before wsgi is imported: test keys, mail
 
 from playwright.sync_api import sync_playwright  # noqa: E402
 
+from scripts.kiosk_screenshots import take_kiosk  # noqa: E402
 from tests.e2e.live import LiveServer, Tab, launch_chromium, migrate  # noqa: E402
 
 VIEWPORTS = {
@@ -143,6 +144,7 @@ def main() -> int:
             browser = launch_chromium(playwright)
             try:
                 written = take(browser, server, args.out)
+                written += take_kiosk(browser, Path(tmp), url, args.out)
             finally:
                 browser.close()
     for path in written:

@@ -19,6 +19,7 @@ EASY: dict[str, str] = {
     "Menu": "メニュー",
     "What would you like to do?": "なにを しますか？",
     "Hello, %(name)s.": "%(name)s さん、こんにちは。",
+    "No services are available at this kiosk just now.": "いま この きかいで できる ことは ありません。",
     "Get a certificate": "しょうめいしょを とる",
     "Certificate of residence, seal registration, income and tax": "じゅうみんひょう、いんかん、ぜいきん の しょうめいしょ",
     "Check in for an appointment": "よやくの うけつけ",

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from flask import session
 from flask_babel import LazyString, gettext
+from markupsafe import Markup, escape
 
 from portal.kiosk.easy_ja import EASY
 
@@ -52,3 +53,14 @@ def kgettext(text: str | LazyString, **variables) -> str:
     if value is None:
         return gettext(key, **variables)
     return value % variables if variables else value
+
+
+def template_gettext(text: str | LazyString, **variables) -> Markup:
+    """``_()`` in kiosk templates: as :func:`kgettext`, escaped, with variables escaped unless safe
+    (a name marked ``lang="ja"`` by the ``ja`` filter stays markup)."""
+    key = msgid(text)
+    value = EASY.get(key) if current() == "easy" else None
+    if value is None:
+        value = gettext(key)  # without variables: not formatted yet
+    safe = Markup(escape(value))
+    return safe % variables if variables else safe

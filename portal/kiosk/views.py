@@ -47,8 +47,8 @@ def no_store(response):
 @bp.context_processor
 def kiosk_context():
     return {
-        "_": language.kgettext,
-        "gettext": language.kgettext,
+        "_": language.template_gettext,
+        "gettext": language.template_gettext,
         "kiosk_lang": language.current(),
         "kiosk_visit": g.get("kiosk_visit"),
         "agent_url": current_app.config["AGENT_ORIGIN"],
@@ -222,3 +222,6 @@ def init_app(app) -> None:
     app.config.setdefault("KIOSK_IDLE_WARNING_SECONDS", 30)
     app.config.setdefault("KIOSK_SESSION_MAX_SECONDS", 15 * 60)
     app.register_blueprint(bp)
+    from portal.kiosk import cli
+
+    cli.init_app(app)
