@@ -27,9 +27,8 @@ def demo(server: str) -> None:
         return
     card = os.path.relpath(made.card_dir)
     click.echo("  and start its agent with the demo resident's virtual card (PIN 1234):")
-    click.echo(
-        f"  .venv/bin/python -m kiosk.agent --server {server} --terminal {made.terminal} --key {key} --sim {card}"
-    )
+    agent = f".venv/bin/python -m kiosk.agent --server {server} --terminal {made.terminal}"
+    click.echo(f"  {agent} --key {key} --sim {card}")
     click.echo("  (type remove / insert on the agent's stdin to take the card off and put it back)")
 
 

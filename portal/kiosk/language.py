@@ -62,5 +62,5 @@ def template_gettext(text: str | LazyString, **variables) -> Markup:
     value = EASY.get(key) if current() == "easy" else None
     if value is None:
         value = gettext(key)  # without variables: not formatted yet
-    safe = Markup(escape(value))
+    safe = escape(value)  # Markup, the text escaped
     return safe % variables if variables else safe
