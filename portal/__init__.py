@@ -76,5 +76,8 @@ def create_app(config: dict | str | None = None) -> Flask:
     from portal.kiosk import views as kiosk_views
 
     kiosk_views.init_app(app)
+    from portal import booking
+
+    booking.init_app(app)
     cli.init_app(app)
     return app

@@ -241,6 +241,9 @@ def _build(rng: random.Random, n_households: int) -> None:
     _demo_accounts(people, today)
     for login_id, name, org, roles in STAFF:
         accounts.create_staff(login_id, name, org, roles, STAFF_PASSWORD)
+    from portal.booking import demo as booking_demo
+
+    booking_demo.build()
 
 
 def _demo_accounts(people: list[Resident], today: date) -> None:

@@ -14,7 +14,15 @@ from flask import current_app
 outbox: list[EmailMessage] = []
 
 
-def send(to: str, subject: str, text: str, html: str | None = None) -> EmailMessage:
+def send(
+    to: str,
+    subject: str,
+    text: str,
+    html: str | None = None,
+    *,
+    attachments: list[tuple[bytes, str, str]] | None = None,
+) -> EmailMessage:
+    """``attachments``: (content, MIME type, file name), e.g. a booking's ``.ics`` file."""
     msg = EmailMessage()
     msg["From"] = current_app.config["MAIL_SENDER"]
     msg["To"] = to
@@ -22,6 +30,9 @@ def send(to: str, subject: str, text: str, html: str | None = None) -> EmailMess
     msg.set_content(text)
     if html:
         msg.add_alternative(html, subtype="html")
+    for content, mime, filename in attachments or []:
+        maintype, _, subtype = mime.partition("/")
+        msg.add_attachment(content, maintype=maintype, subtype=subtype, filename=filename)
     backend = current_app.config["MAIL_BACKEND"]
     if backend == "memory":
         outbox.append(msg)
