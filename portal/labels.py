@@ -24,6 +24,9 @@ RECORD_PURPOSES = {
     "notice_preview": _l("Checking a notice before it is sent"),
     "prefiling_sign": _l("Your card signature on a pre-filing"),
     "kiosk_session": _l("Logging in at a city kiosk with your card"),
+    "booking_day_view": _l("The day's appointments at a ward office counter"),
+    "booking_counter": _l("Calling your number at a ward office counter"),
+    "booking_checkin": _l("Checking in your appointment at the counter"),
 }
 DETAILS = {
     "search": _l("search"),

@@ -129,12 +129,23 @@ def take(browser, server: LiveServer, out: Path) -> list[Path]:
     tab.goto("/staff/counter/card")
     shoot(tab, out, "counter-card-ja", "desktop", written)
     context.close()
+    booking_shots(browser, server, out, written)
     return written
+
+
+def booking_shots(browser, server: LiveServer, out: Path, written: list[Path]) -> None:
+    """Booking: free times and a booking on a phone; the reception kiosk, a ticket, the counter
+    console and the calling board on a desktop (a number is checked in and called first)."""
+    from scripts.booking_shots import take_booking
+
+    take_booking(browser, server, out, written, Tab=Tab, shoot=shoot, staff_login=staff_login,
+                 resident_login=resident_login, viewports=VIEWPORTS, browser_options=BROWSER)  # fmt: skip
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshots")
+    parser.add_argument("--only", choices=["booking"], help="only one feature's screenshots")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="portal-shots-") as tmp:
@@ -143,8 +154,12 @@ def main() -> int:
         with LiveServer(url) as server, sync_playwright() as playwright:
             browser = launch_chromium(playwright)
             try:
-                written = take(browser, server, args.out)
-                written += take_kiosk(browser, Path(tmp), url, args.out)
+                if args.only == "booking":
+                    written: list[Path] = []
+                    booking_shots(browser, server, args.out, written)
+                else:
+                    written = take(browser, server, args.out)
+                    written += take_kiosk(browser, Path(tmp), url, args.out)
             finally:
                 browser.close()
     for path in written:

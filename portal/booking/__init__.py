@@ -5,7 +5,9 @@ board pages and the ``flask booking`` commands."""
 
 
 def init_app(app) -> None:
-    from portal.booking import cli, models, views  # noqa: F401 - models: tables known to migrations
+    from portal.booking import cli, floor_views, models, staff_views, views  # noqa: F401 - models: tables
 
     views.init_app(app)
+    staff_views.init_app(app)
+    floor_views.init_app(app)
     cli.init_app(app)
