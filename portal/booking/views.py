@@ -11,7 +11,7 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask_babel import format_datetime, get_locale
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
-from sqlalchemy import select
+from sqlalchemy import case, select
 
 from portal.authz import allow
 from portal.booking import notify, service
@@ -125,7 +125,12 @@ def index():
         select(Booking)
         .join(Slot, Slot.id == Booking.slot_id)
         .where(Booking.resident_id == current_user.resident_id)
-        .order_by(Slot.starts_at.desc())
+        # Standing bookings first, soonest first; then the rest, latest first.
+        .order_by(
+            case((Booking.status.in_(("booked", "checked_in")), 0), else_=1),
+            case((Booking.status.in_(("booked", "checked_in")), Slot.starts_at), else_=None),
+            Slot.starts_at.desc(),
+        )
         .limit(50)
     ).all()
     return render_template(
