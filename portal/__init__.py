@@ -79,5 +79,8 @@ def create_app(config: dict | str | None = None) -> Flask:
     from portal import booking
 
     booking.init_app(app)
+    from portal.certificates import views as certificates_views
+
+    certificates_views.init_app(app)
     cli.init_app(app)
     return app

@@ -138,6 +138,9 @@ def load(seed: int = 2026, households: int = 200) -> list[DemoLogin]:
     if not loaded():
         _build(random.Random(seed), households)
         db.session.commit()
+    from portal.certificates import demo as certificates_demo
+
+    certificates_demo.load(seed)
     return logins()
 
 

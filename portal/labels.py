@@ -27,6 +27,7 @@ RECORD_PURPOSES = {
     "booking_day_view": _l("The day's appointments at a ward office counter"),
     "booking_counter": _l("Calling your number at a ward office counter"),
     "booking_checkin": _l("Checking in your appointment at the counter"),
+    "certificate_kiosk": _l("Printing a certificate you asked for at a kiosk"),
 }
 DETAILS = {
     "search": _l("search"),
@@ -38,6 +39,9 @@ DETAILS = {
     "prefiling_review": _l("review of a pre-filing"),
     "express_counter": _l("express counter"),
     "prefiling_attachment": _l("document attached to a pre-filing"),
+    "residence": _l("copy of residence record"),
+    "seal": _l("seal registration certificate"),
+    "income": _l("income and tax certificate"),
 }
 
 
