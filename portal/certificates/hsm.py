@@ -244,8 +244,7 @@ def init(
             )
             created = True
         lib = _library(module, conf, reload=created)
-        token = lib.get_token(token_label=token_label)
-        with token.open(rw=True, user_pin=pins["user"]) as session:
+        with P11_LOCK, lib.get_token(token_label=token_label).open(rw=True, user_pin=pins["user"]) as session:
             try:
                 public = session.get_key(ObjectClass.PUBLIC_KEY, KeyType.RSA, label=key_label)
             except pkcs11.NoSuchKey:
@@ -320,6 +319,10 @@ def load(
 # --- the process-wide library ------------------------------------------------------------------------
 
 _lib_lock = threading.Lock()
+# python-pkcs11 calls C_Initialize(NULL): the module may assume one thread at a time (SoftHSM2
+# then turns its own mutexes off, and concurrent calls crash the process). Every PKCS#11 call in
+# this process goes through this lock; signing throughput scales with processes (gunicorn workers).
+P11_LOCK = threading.RLock()
 _lib_conf: dict[str, Path] = {}
 
 
@@ -357,19 +360,22 @@ class Hsm:
 
     def __init__(self, material: Material) -> None:
         self.material = material
-        lib = _library(material.module, material.conf)
-        try:
-            self.token = lib.get_token(token_label=material.token_label)
-        except Exception as exc:  # pkcs11.NoSuchToken, or the module's own error
-            raise HsmError(f"no token {material.token_label!r}: run `flask certificates hsm-init`") from exc
         import pkcs11
 
-        try:
-            self._login = self.token.open(user_pin=material.pin)
-        except pkcs11.UserAlreadyLoggedIn:
-            self._login = self.token.open()
-        except pkcs11.PinIncorrect:
-            raise HsmError("the HSM refused the configured PIN") from None
+        lib = _library(material.module, material.conf)
+        with P11_LOCK:
+            try:
+                self.token = lib.get_token(token_label=material.token_label)
+            except Exception as exc:  # pkcs11.NoSuchToken, or the module's own error
+                raise HsmError(
+                    f"no token {material.token_label!r}: run `flask certificates hsm-init`"
+                ) from exc
+            try:
+                self._login = self.token.open(user_pin=material.pin)
+            except pkcs11.UserAlreadyLoggedIn:
+                self._login = self.token.open()
+            except pkcs11.PinIncorrect:
+                raise HsmError("the HSM refused the configured PIN") from None
         self._pool: queue.SimpleQueue = queue.SimpleQueue()
 
     @contextlib.contextmanager
@@ -377,7 +383,8 @@ class Hsm:
         try:
             session = self._pool.get_nowait()
         except queue.Empty:
-            session = self.token.open()  # shares the application's login
+            with P11_LOCK:
+                session = self.token.open()  # shares the application's login
         try:
             yield session
         finally:

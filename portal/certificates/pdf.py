@@ -7,6 +7,7 @@ else: it never reads the database, so one issuance cannot pick up another's data
 from __future__ import annotations
 
 import io
+import threading
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -40,13 +41,17 @@ PATTERN = Color(0.90, 0.93, 0.97)
 TITLES = {"residence": "住民票の写し", "seal": "印鑑登録証明書", "income": "所得・課税証明書"}
 
 
+_fonts_lock = threading.Lock()
+
+
 def fonts() -> tuple[str, str]:
-    for name, paths in FONTS.items():
-        if name not in pdfmetrics.getRegisteredFontNames():
-            path = next((p for p in paths if p.exists()), None)
-            if path is None:
-                raise RuntimeError(f"{name} is not installed (Debian package fonts-ipaexfont)")
-            pdfmetrics.registerFont(TTFont(name, str(path)))
+    with _fonts_lock:  # kiosks render at once; register each font once
+        for name, paths in FONTS.items():
+            if name not in pdfmetrics.getRegisteredFontNames():
+                path = next((p for p in paths if p.exists()), None)
+                if path is None:
+                    raise RuntimeError(f"{name} is not installed (Debian package fonts-ipaexfont)")
+                pdfmetrics.registerFont(TTFont(name, str(path)))
     return GOTHIC, MINCHO
 
 

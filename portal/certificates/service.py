@@ -29,6 +29,7 @@ from portal.models_base import utcnow
 from portal.registry.models import Resident
 
 TOKYO = ZoneInfo("Asia/Tokyo")
+TITLES_JA = pdf_mod.TITLES  # what the PDF prints
 TITLES = {
     "residence": _l("Copy of residence record (住民票の写し)"),
     "seal": _l("Seal registration certificate (印鑑登録証明書)"),
@@ -67,6 +68,8 @@ REFUSALS = {
     "payment_used": _l("This payment has already been used for a certificate."),
     "payment_unknown": _l("The payment was not found. Please start again."),
     "payment_amount": _l("The amount paid does not match the fee. Please ask staff for help."),
+    "payment_not_pending": _l("This payment has already been settled."),
+    "payment_method": _l("Choose cash or an IC card."),
     "signing_unavailable": _l(
         "Certificates cannot be printed at the moment. Nothing was charged; please try again later."
     ),

@@ -18,6 +18,28 @@ from portal.certificates import hsm
 FIELD = "CitySeal"
 
 
+class _LockedKey:
+    """The key handle, signing only under the process's PKCS#11 lock (see hsm.P11_LOCK)."""
+
+    def __init__(self, key) -> None:
+        self._key = key
+
+    def sign(self, *args, **kwargs):
+        with hsm.P11_LOCK:
+            return self._key.sign(*args, **kwargs)
+
+
+class CitySigner(PKCS11Signer):
+    """pyHanko's PKCS#11 signer with every call into the module serialised."""
+
+    def _load_objects(self):
+        if self._loaded:
+            return
+        with hsm.P11_LOCK:
+            super()._load_objects()
+        self._key_handle = _LockedKey(self._key_handle)
+
+
 def _asn1(pem_bytes: bytes) -> asn1_x509.Certificate:
     _, _, der = pem.unarmor(pem_bytes)
     return asn1_x509.Certificate.load(der)
@@ -63,7 +85,7 @@ def sign_pdf(pdf: bytes, *, city: str, location: str | None = None) -> bytes:
         name=f"{city}長",
     )
     with hsm.handle(m).session() as session:
-        signer = PKCS11Signer(
+        signer = CitySigner(
             session,
             signing_cert=signer_cert,
             ca_chain=[ca_cert],

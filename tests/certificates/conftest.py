@@ -60,11 +60,21 @@ def family(db):
     """A household of three: 山田 太郎 (head, with a seal and tax records), his spouse and child."""
     head = make_resident(family="山田", given="太郎", given_kana="タロウ", sex=1, birth=date(1980, 5, 3))
     spouse = make_resident(
-        family="山田", given="花子", sex=2, birth=date(1982, 8, 9), household=head.household, relation="spouse"
+        family="山田",
+        given="花子",
+        sex=2,
+        birth=date(1982, 8, 9),
+        household=head.household,
+        relation="spouse",
     )
     child = make_resident(
-        family="山田", given="一郎", given_kana="イチロウ", sex=1, birth=date(2015, 1, 20),
-        household=head.household, relation="child",
+        family="山田",
+        given="一郎",
+        given_kana="イチロウ",
+        sex=1,
+        birth=date(2015, 1, 20),
+        household=head.household,
+        relation="child",
     )
     add_seal(head)
     add_tax(head, 2026)

@@ -11,6 +11,7 @@ from datetime import date
 import pytest
 from asn1crypto import pem
 from asn1crypto import x509 as asn1_x509
+from flask_babel import force_locale
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.validation import validate_pdf_signature
 from pyhanko_certvalidator import ValidationContext
@@ -25,13 +26,18 @@ from portal.prefiling.models import PreFiling
 from portal.vault import service as vault
 from tests.factories import fake_number, make_account, make_resident
 
-from .conftest import add_seal, add_tax, paid, pdfsig
+from .conftest import paid, pdfsig
 
 
 def _issue(resident, kind, **kwargs):
     copies = kwargs.pop("copies", 1)
     return service.issue(
-        resident, kind, copies=copies, payment_id=paid(service.quote(kind, copies)), actor="kiosk:test", **kwargs
+        resident,
+        kind,
+        copies=copies,
+        payment_id=paid(service.quote(kind, copies)),
+        actor="kiosk:test",
+        **kwargs,
     )
 
 
@@ -51,7 +57,11 @@ def test_offers_for_a_resident_with_everything(app, family):
     with app.test_request_context():
         residence = service.offer(head, "residence")
         assert residence.refusal is None and residence.fee_per_copy == 200 and residence.max_copies == 10
-        assert residence.members == [(head.id, "山田 太郎"), (spouse.id, "山田 花子"), (child.id, "山田 一郎")]
+        assert residence.members == [
+            (head.id, "山田 太郎"),
+            (spouse.id, "山田 花子"),
+            (child.id, "山田 一郎"),
+        ]
         assert [code for code, _ in residence.items] == ["head_relationship", "moved_in", "kana"]
         assert "individual_number" not in dict(residence.items)
         assert str(residence.title) == "住民票の写し" or "住民票" in str(residence.title)
@@ -72,7 +82,10 @@ def test_refusals(app, db, family):
     # a pre-filed 転出届 in progress stops the 住民票, not the other certificates
     account = make_account(resident=head)
     filing = PreFiling(
-        resident_id=head.id, account_id=account.id, procedure_code="moving_out", procedure_version=1,
+        resident_id=head.id,
+        account_id=account.id,
+        procedure_code="moving_out",
+        procedure_version=1,
         status="submitted",
     )
     db.session.add(filing)
@@ -90,13 +103,16 @@ def test_refusals(app, db, family):
     seal.status, seal.abolished_on = "abolished", date(2026, 11, 1)
     db.session.commit()
     assert service.offer(head, "seal").refusal == "no_seal"
-    with app.test_request_context(headers={"Accept-Language": "en"}):
+    with app.test_request_context(), force_locale("en"):
         for code in ("moved_out", "move_out_pending", "no_seal", "no_tax_record", "deceased", "not_resident"):
-            assert "counter" in str(service.refusal_message(code))
+            assert "counter" in str(service.refusal_message(code))  # says where to go next
+    with app.test_request_context(), force_locale("ja"):
+        for code in ("moved_out", "move_out_pending", "no_seal", "no_tax_record", "deceased", "not_resident"):
+            assert "窓口" in str(service.refusal_message(code))
 
 
 def test_bad_selections_are_refused_and_the_payment_kept(app, db, family):
-    head, spouse, _ = family
+    head, _, _ = family
     stranger = make_resident(family="他人", given="さん")
     db.session.commit()
     pay = paid(200)
@@ -141,9 +157,9 @@ def test_payment_states(app, db, family):
     with pytest.raises(payment.PaymentError) as used:
         provider.cancel(pending.id)  # no refund after the certificate was printed
     assert used.value.code == "payment_used"
-    assert db.session.scalar(select(IssuedCertificate).where(IssuedCertificate.payment_id == pending.id)).serial == (
-        first.serial
-    )
+    assert db.session.scalar(
+        select(IssuedCertificate).where(IssuedCertificate.payment_id == pending.id)
+    ).serial == (first.serial)
     # failed and cancelled payments pay for nothing; an amount that does not match is refused
     failed = provider.start(200, "ic", "kiosk-1")
     assert provider.settle(failed.id, paid=False).status == "failed"
@@ -151,7 +167,12 @@ def test_payment_states(app, db, family):
     assert provider.cancel(cancelled.id).status == "cancelled"
     refunded = paid(200)
     assert provider.cancel(refunded).status == "cancelled"
-    for pid, code in ((failed.id, "unpaid"), (cancelled.id, "unpaid"), (refunded, "unpaid"), ("pay_nope", "payment_unknown")):
+    for pid, code in (
+        (failed.id, "unpaid"),
+        (cancelled.id, "unpaid"),
+        (refunded, "unpaid"),
+        ("pay_nope", "payment_unknown"),
+    ):
         with pytest.raises(service.Refused) as refused:
             service.issue(head, "seal", payment_id=pid, actor="kiosk:test")
         assert refused.value.code == code
@@ -162,7 +183,9 @@ def test_payment_states(app, db, family):
     for bad in ((0, "cash"), (200, "bitcoin")):
         with pytest.raises(payment.PaymentError):
             provider.start(*bad, "kiosk-1")
-    assert db.session.scalar(select(IssuedCertificate.id).where(IssuedCertificate.payment_id == short)) is None
+    assert (
+        db.session.scalar(select(IssuedCertificate.id).where(IssuedCertificate.payment_id == short)) is None
+    )
 
 
 def test_simulator_endpoint(app, client, db):
@@ -177,7 +200,9 @@ def test_simulator_endpoint(app, client, db):
     answer = client.post(f"/kiosk/payments/sim/{declined.id}/pay", json={"outcome": "failed"})
     assert answer.get_json()["status"] == "failed"
     assert client.post("/kiosk/payments/sim/pay_unknown/pay", json={}).status_code == 404
-    bad = client.post(f"/kiosk/payments/sim/{provider.start(200, 'ic', 'k').id}/pay", json={"outcome": "free"})
+    bad = client.post(
+        f"/kiosk/payments/sim/{provider.start(200, 'ic', 'k').id}/pay", json={"outcome": "free"}
+    )
     assert bad.status_code == 400 and bad.get_json()["error"]["code"] == "bad_request"
     app.config["CERTIFICATE_PAYMENT_SIMULATOR"] = False  # production's default
     assert client.post(f"/kiosk/payments/sim/{declined.id}/pay", json={}).status_code == 404
@@ -187,7 +212,7 @@ def test_simulator_endpoint(app, client, db):
 
 
 def test_residence_certificate_content_signature_and_records(app, db, family, read_pdf, city_hsm, tmp_path):
-    head, spouse, child = family
+    head, _, child = family
     vault.store(head.id, fake_number(4242))
     db.session.commit()
     issued = _issue(
@@ -218,7 +243,9 @@ def test_residence_certificate_content_signature_and_records(app, db, family, re
     assert row.pdf_sha256 == hashlib.sha256(issued.pdf).hexdigest()
     assert issued.verify_code not in row.verify_code_hash and len(row.verify_code_hash) == 64
     # an access record for each person whose data was printed, and the chain still holds
-    records = db.session.scalars(select(AccessRecord).where(AccessRecord.purpose == "certificate_kiosk:residence"))
+    records = db.session.scalars(
+        select(AccessRecord).where(AccessRecord.purpose == "certificate_kiosk:residence")
+    )
     assert sorted(r.resident_id for r in records) == sorted([head.id, child.id])
     assert verify_chain().ok
 
@@ -298,4 +325,4 @@ def test_key_never_leaves_the_token(city_hsm):
         key = session.get_key(ObjectClass.PRIVATE_KEY, KeyType.RSA, label=city_hsm.key_label)
         assert key[Attribute.SENSITIVE] is True and key[Attribute.EXTRACTABLE] is False
         with pytest.raises(pkcs11.PKCS11Error):
-            key[Attribute.PRIVATE_EXPONENT]  # noqa: B018
+            key[Attribute.PRIVATE_EXPONENT]
