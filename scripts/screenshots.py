@@ -140,6 +140,50 @@ def booking_shots(browser, server: LiveServer, out: Path, written: list[Path]) -
 
     take_booking(browser, server, out, written, Tab=Tab, shoot=shoot, staff_login=staff_login,
                  resident_login=resident_login, viewports=VIEWPORTS, browser_options=BROWSER)  # fmt: skip
+    certificates(browser, server, out, written)
+    return written
+
+
+def certificates(browser, server: LiveServer, out: Path, written: list[Path]) -> None:
+    """A 住民票の写し issued for the demo resident's household: page 1 of its PDF (pdftoppm), and
+    the public /verify page that its QR code opens, in Japanese and English."""
+    import subprocess
+
+    from portal.certificates import payment, service
+    from portal.extensions import db
+    from portal.registry.models import Resident
+
+    with server.app.app_context():
+        resident = db.session.get(Resident, server.people.resident_id)
+        offer = service.offer(resident, "residence")
+        provider = payment.provider()
+        pay = provider.start(service.quote("residence", 1), "cash", "screenshots")
+        provider.settle(pay.id)
+        issued = service.issue(
+            resident,
+            "residence",
+            members=[m for m, _ in offer.members],
+            items=["head_relationship", "kana"],
+            payment_id=pay.id,
+            actor="kiosk:screenshots",
+        )
+        db.session.remove()
+    with tempfile.TemporaryDirectory(prefix="portal-pdf-") as tmp:
+        pdf = Path(tmp) / "certificate.pdf"
+        pdf.write_bytes(issued.pdf)
+        target = out / "certificate-residence-page1"
+        subprocess.run(  # noqa: S603 - fixed arguments, our own files
+            ["/usr/bin/pdftoppm", "-r", "80", "-png", "-l", "1", "-singlefile", str(pdf), str(target)],
+            check=True,
+        )
+        written.append(target.with_suffix(".png"))
+    for lang, size in (("ja", "mobile"), ("en", "desktop")):
+        context = browser.new_context(**BROWSER, **VIEWPORTS[size])
+        tab = Tab(context.new_page(), server.url)
+        tab.goto(f"/verify?serial={issued.serial}&code={issued.verify_code}")
+        tab.set_language(lang)
+        shoot(tab, out, f"verify-{lang}", size, written)
+        context.close()
 
 
 def main() -> int:

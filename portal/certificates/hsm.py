@@ -202,6 +202,17 @@ def _signer_certificate(ca: x509.Certificate, ca_key: rsa.RSAPrivateKey, public_
     )
 
 
+def _setup_session(token, pin: str):
+    """A read-write session for set-up. When this process is logged in already (a Hsm handle),
+    the new session shares that login and must not log out when it closes."""
+    import pkcs11
+
+    try:
+        return token.open(rw=True, user_pin=pin)
+    except pkcs11.UserAlreadyLoggedIn:
+        return token.open(rw=True)
+
+
 def init(
     directory: str | Path,
     *,
@@ -244,7 +255,7 @@ def init(
             )
             created = True
         lib = _library(module, conf, reload=created)
-        with P11_LOCK, lib.get_token(token_label=token_label).open(rw=True, user_pin=pins["user"]) as session:
+        with P11_LOCK, _setup_session(lib.get_token(token_label=token_label), pins["user"]) as session:
             try:
                 public = session.get_key(ObjectClass.PUBLIC_KEY, KeyType.RSA, label=key_label)
             except pkcs11.NoSuchKey:

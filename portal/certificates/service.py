@@ -68,6 +68,8 @@ REFUSALS = {
     "payment_used": _l("This payment has already been used for a certificate."),
     "payment_unknown": _l("The payment was not found. Please start again."),
     "payment_amount": _l("The amount paid does not match the fee. Please ask staff for help."),
+    "seal_exists": _l("A seal is already registered. Abolish it before registering another."),
+    "bad_image": _l("Choose a PNG or JPEG image of the seal impression (at most 1 MB)."),
     "payment_not_pending": _l("This payment has already been settled."),
     "payment_method": _l("Choose cash or an IC card."),
     "signing_unavailable": _l(
@@ -499,3 +501,41 @@ def revoke(serial: str, reason: str) -> None:
         raise Refused("unknown_certificate", 404)
     row.status, row.revoked_at, row.revoked_reason = "revoked", utcnow(), reason[:64]
     db.session.commit()
+
+
+# --- seal registration at the counter (印鑑登録・廃止) --------------------------------------------
+
+
+def register_seal(resident: Resident, image_png: bytes, *, actor: str) -> SealRegistration:
+    """Register a seal (one at a time: abolish the old one first); the counter checked identity."""
+    if resident.status != "active":
+        raise Refused(_status_refusal(resident) or "not_resident", 403)
+    if registered_seal(resident.id) is not None:
+        raise Refused("seal_exists", 409)
+    count = db.session.scalar(
+        select(db.func.count())
+        .select_from(SealRegistration)
+        .where(SealRegistration.resident_id == resident.id)
+    )
+    seal = SealRegistration(
+        resident_id=resident.id,
+        registration_no=f"{resident.ward.code}-{resident.id:07d}-{(count or 0) + 1}",
+        image_png=image_png,
+        status="registered",
+        registered_on=utcnow().astimezone(TOKYO).date(),
+        registered_by=actor[:64],
+    )
+    db.session.add(seal)
+    db.session.flush()
+    return seal
+
+
+def abolish_seal(resident: Resident, *, actor: str) -> SealRegistration:
+    seal = registered_seal(resident.id)
+    if seal is None:
+        raise Refused("no_seal", 404)
+    seal.status = "abolished"
+    seal.abolished_on = utcnow().astimezone(TOKYO).date()
+    seal.abolished_by = actor[:64]
+    db.session.flush()
+    return seal

@@ -3,7 +3,9 @@ session, SHA-256, the city CA embedded so any validator can build the chain to i
 
 from __future__ import annotations
 
+import asyncio
 import io
+from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 
 from asn1crypto import pem
@@ -75,7 +77,18 @@ def hsm_directory(config) -> str:
 
 
 def sign_pdf(pdf: bytes, *, city: str, location: str | None = None) -> bytes:
+    """pyHanko's signing runs its own event loop (asyncio.run); a caller already inside one (a
+    Playwright test, an async server) gets the signature made on a helper thread."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return _sign(pdf, city=city, location=location, m=material())
     m = material()
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(_sign, pdf, city=city, location=location, m=m).result()
+
+
+def _sign(pdf: bytes, *, city: str, location: str | None, m: hsm.Material) -> bytes:
     signer_cert, ca_cert = _certs(m.signer_pem, m.ca_pem)
     meta = signers.PdfSignatureMetadata(
         field_name=FIELD,

@@ -112,4 +112,7 @@ def init_app(app) -> None:
     from portal.certificates import cli, models  # noqa: F401 - tables known to migrations
 
     app.register_blueprint(bp)
+    from portal.certificates import staff_views
+
+    staff_views.init_app(app)
     cli.init_app(app)

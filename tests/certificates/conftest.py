@@ -18,13 +18,12 @@ from tests.factories import make_resident
 
 
 @pytest.fixture(scope="session")
-def city_hsm(tmp_path_factory: pytest.TempPathFactory) -> hsm.Material:
-    """The token, the key in it and the city CA → signer certificate, in a temp folder that every
-    app in this process uses (SoftHSM2 reads its configuration once per process)."""
-    directory = tmp_path_factory.mktemp("city-hsm")
-    material = hsm.init(directory)
-    hsm.use_process_directory(directory)
-    return material
+def city_hsm() -> hsm.Material:
+    """The token, the key in it and the city CA → signer certificate, set up as
+    ``flask certificates hsm-init`` does, in this test process's temporary folder — the one every
+    app in the process uses (SoftHSM2 reads its configuration once per process), whichever test
+    signed first."""
+    return hsm.init(hsm.process_test_directory())
 
 
 @pytest.fixture

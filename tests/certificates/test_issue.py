@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 
 import pytest
@@ -42,11 +43,18 @@ def _issue(resident, kind, **kwargs):
 
 
 def _validate(pdf: bytes, ca_pem: bytes):
-    _, _, der = pem.unarmor(ca_pem)
-    context = ValidationContext(trust_roots=[asn1_x509.Certificate.load(der)])
-    reader = PdfFileReader(io.BytesIO(pdf))
-    assert len(reader.embedded_signatures) == 1
-    return validate_pdf_signature(reader.embedded_signatures[0], context)
+    """pyHanko's validator against the city CA. It runs its own event loop, so on a thread: the
+    e2e tests' Playwright keeps one running on this worker's main thread."""
+
+    def run():
+        _, _, der = pem.unarmor(ca_pem)
+        context = ValidationContext(trust_roots=[asn1_x509.Certificate.load(der)])
+        reader = PdfFileReader(io.BytesIO(pdf))
+        assert len(reader.embedded_signatures) == 1
+        return validate_pdf_signature(reader.embedded_signatures[0], context)
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(run).result()
 
 
 # --- eligibility -----------------------------------------------------------------------------------
