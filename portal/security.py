@@ -17,6 +17,9 @@ def nonce() -> str:
 
 def add_headers(response):
     n = nonce()
+    # A response may be shown in a frame of this site's own pages (the kiosk's printed PDF).
+    frame_self = bool(g.get("frame_self"))
+    ancestors = "'self'" if frame_self else "'none'"
     response.headers["Content-Security-Policy"] = (
         "default-src 'self'; "
         f"script-src 'self' 'nonce-{n}'; "
@@ -27,10 +30,10 @@ def add_headers(response):
         "object-src 'none'; "
         "base-uri 'none'; "
         "form-action 'self'; "
-        "frame-ancestors 'none'"
+        f"frame-ancestors {ancestors}"
     )
     response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["X-Frame-Options"] = "DENY"
+    response.headers["X-Frame-Options"] = "SAMEORIGIN" if frame_self else "DENY"
     response.headers["Referrer-Policy"] = "same-origin"
     response.headers["Permissions-Policy"] = "camera=(self), geolocation=(), microphone=()"
     response.headers["Cross-Origin-Opener-Policy"] = "same-origin"

@@ -217,6 +217,11 @@ def menu():
 
 
 def init_app(app) -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("portal.certificates") is not None:
+        from portal.kiosk import certificates  # noqa: F401 - its routes join this blueprint
+
     app.config.setdefault("KIOSK_TICKET_SECONDS", 30)
     app.config.setdefault("KIOSK_IDLE_SECONDS", 120)
     app.config.setdefault("KIOSK_IDLE_WARNING_SECONDS", 30)

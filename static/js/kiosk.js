@@ -69,8 +69,61 @@
     if (cont) { cont.addEventListener("click", touched); }
     touched();
     listen();
-    window.kioskEndVisit = endVisit;
+    copiesStepper();
+    paymentPage();
     return;
+  }
+
+  // -- certificate options: the number of copies, with big − / ＋ buttons ----------------------
+  function copiesStepper() {
+    var input = document.getElementById("copies");
+    if (!input) { return; }
+    var shown = document.getElementById("copies-shown");
+    var max = parseInt(input.getAttribute("data-max"), 10);
+    function set(n) {
+      n = Math.max(1, Math.min(max, n));
+      input.value = String(n);
+      shown.textContent = String(n);
+    }
+    document.getElementById("copies-less").addEventListener("click", function () { set(parseInt(input.value, 10) - 1); });
+    document.getElementById("copies-more").addEventListener("click", function () { set(parseInt(input.value, 10) + 1); });
+  }
+
+  // -- payment: wait for the provider to say "paid", then issue ("print") -----------------------
+  function paymentPage() {
+    var box = document.getElementById("kiosk-payment");
+    if (!box) { return; }
+    var state = document.getElementById("pay-state");
+    var statusUrl = box.getAttribute("data-status-url");
+    var simulator = box.getAttribute("data-simulator-url");
+    var done = false;
+    function msg(id) { return document.getElementById(id).innerHTML.trim(); }
+    function poll() {
+      if (done) { return; }
+      fetch(statusUrl, { credentials: "same-origin" }).then(function (r) { return r.json(); }).then(function (b) {
+        if (b.status === "paid") {
+          done = true;
+          state.textContent = msg("msg-paid");
+          document.getElementById("issue-form").submit();
+          return;
+        }
+        if (b.status === "failed") { state.textContent = msg("msg-failed"); }
+        if (b.status === "cancelled" || b.status === "none") { window.location.replace(box.getAttribute("data-status-url").replace(/\/order\/payment\/status$/, "")); return; }
+        window.setTimeout(poll, 700);
+      }).catch(function () { window.setTimeout(poll, 1500); });
+    }
+    var button = document.getElementById("simulate-pay");
+    if (button && simulator) {
+      button.addEventListener("click", function () {
+        button.disabled = true;
+        fetch(simulator, {
+          method: "POST", credentials: "same-origin",
+          headers: { "Content-Type": "application/json", "X-CSRFToken": csrf },
+          body: "{}"
+        }).then(function () { button.disabled = false; }).catch(function () { button.disabled = false; });
+      });
+    }
+    poll();
   }
 
   // -- the start screen -------------------------------------------------------------------------
