@@ -8,6 +8,7 @@ in Japanese, English and easy Japanese.
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
 import socket
 import sys
@@ -15,6 +16,7 @@ from pathlib import Path
 
 from tests.e2e.live import LiveServer, Tab
 
+CERTIFICATES = importlib.util.find_spec("portal.certificates") is not None
 VIEWPORT = {"viewport": {"width": 1280, "height": 1024}, "has_touch": True}
 BROWSER = {"locale": "ja-JP", "timezone_id": "Asia/Tokyo"}
 TERMINAL = "kiosk-shots"
@@ -38,11 +40,19 @@ def _world(tmp: Path, sqlite_url: str):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
+    extra = {}
+    if CERTIFICATES:
+        from portal.certificates import hsm
+
+        material = hsm.init(tmp / "city-hsm")
+        hsm.use_process_directory(material.directory)
+        extra["CERTIFICATE_HSM_DIR"] = str(material.directory)
     server = LiveServer(
         sqlite_url,
         CARD_TRUST_DIR=str(pki),
         CARD_CRL_FILES=(str(pki / "auth_crl.der"),),
         AGENT_ORIGIN=f"http://127.0.0.1:{port}",
+        **extra,
     )
     key = generate_key()
     cards = {}
@@ -73,6 +83,26 @@ def _world(tmp: Path, sqlite_url: str):
     agent = Agent(backend, ServerClient(server.url, TERMINAL, key), poll_ms=50).start()
     httpd = AgentServer(agent, port).start()
     return server, httpd, backend, cards
+
+
+def _order(tab: Tab, shoot, lang: str) -> None:
+    """A 住民票 through every ordering screen, up to the printed PDF."""
+    page = tab.page
+    page.click("#menu-certificates")
+    page.wait_for_url("**/kiosk/certificates")
+    shoot(tab, f"certificates-{lang}")
+    page.click("#cert-residence")
+    page.wait_for_url("**/kiosk/certificates/residence")
+    shoot(tab, f"options-{lang}")
+    page.click("#options-next")
+    page.wait_for_url("**/kiosk/certificates/order")
+    shoot(tab, f"fee-{lang}")
+    page.click("#pay-ic")
+    page.wait_for_url("**/kiosk/certificates/order/payment")
+    shoot(tab, f"payment-{lang}")
+    page.click("#simulate-pay")
+    page.wait_for_url("**/kiosk/certificates/printed/*")
+    shoot(tab, f"printed-{lang}")
 
 
 def take_kiosk(browser, tmp: Path, sqlite_template_url: str, out: Path) -> list[Path]:
@@ -109,6 +139,8 @@ def take_kiosk(browser, tmp: Path, sqlite_template_url: str, out: Path) -> list[
             tab.page.click("#pin-ok")
             tab.page.wait_for_url("**/kiosk/menu")
             shoot(tab, f"menu-{lang}")
+            if CERTIFICATES:
+                _order(tab, shoot, lang)
             backend.remove()
             tab.page.wait_for_url("**/kiosk/?ended=card_removed")
             if lang == "ja":
