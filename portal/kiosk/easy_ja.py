@@ -23,7 +23,7 @@ EASY: dict[str, str] = {
     "Get a certificate": "しょうめいしょを とる",
     "Certificate of residence, seal registration, income and tax": "じゅうみんひょう、いんかん、ぜいきん の しょうめいしょ",
     "Check in for an appointment": "よやくの うけつけ",
-    "Tell the office you have arrived": "「きました」と しやくしょに つたえます",
+    "Your card is not needed for this: you can take it now.": "カードは つかいません。カードを とって ください。",
     # the start screen
     "Put your card on the reader": "カードを おいて ください",
     "Getting ready…": "じゅんびを しています…",

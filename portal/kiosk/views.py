@@ -190,12 +190,34 @@ def end_session():
         if row is not None and row.terminal_code == session.get(TERMINAL_KEY):
             service.end(row, reason)
             current_app.logger.info("kiosk session ended (%s) on %s", reason, row.terminal_code)
+    onward = checkin_url() if (data or {}).get("next") == "checkin" else None
     db.session.commit()
     _clear_visit()
-    target = url_for("kiosk.index", ended=reason)
+    target = onward or url_for("kiosk.index", ended=reason)
     if request.is_json:
         return jsonify(redirect=target)
     return redirect(target)
+
+
+def checkin_url() -> str | None:
+    """The appointment check-in of the office this kiosk stands in (portal/booking, when there):
+    ``KIOSK_BOOKING_OFFICES`` {terminal: office code}, else the office named in the terminal's
+    organisation, else the only (or first) active office."""
+    if "booking_floor.kiosk" not in current_app.view_functions:
+        return None
+    from sqlalchemy import select
+
+    from portal.booking.models import Office
+
+    terminal = service.terminal(session.get(TERMINAL_KEY))
+    if terminal is None:
+        return None
+    offices = db.session.scalars(select(Office).where(Office.active.is_(True)).order_by(Office.id)).all()
+    code = current_app.config.get("KIOSK_BOOKING_OFFICES", {}).get(terminal.code)
+    chosen = next((o for o in offices if o.code == code), None) if code else None
+    chosen = chosen or next((o for o in offices if o.name_ja and o.name_ja in terminal.organisation), None)
+    chosen = chosen or (offices[0] if offices else None)
+    return url_for("booking_floor.kiosk", code=chosen.code) if chosen else None
 
 
 @bp.route("/menu")
@@ -203,11 +225,7 @@ def end_session():
 @visit_required
 def menu():
     person = visit_resident()
-    checkin = None
-    for endpoint in ("booking.kiosk_checkin", "booking_kiosk.checkin", "booking.kiosk"):
-        if endpoint in current_app.view_functions:
-            checkin = url_for(endpoint)
-            break
+    checkin = checkin_url()
     return render_template(
         "kiosk/menu.html",
         person=person,
