@@ -32,5 +32,16 @@ def demo(server: str) -> None:
     click.echo("  (type remove / insert on the agent's stdin to take the card off and put it back)")
 
 
+@kiosk.command("sweep")
+def sweep() -> None:
+    """End kiosk sessions past their idle or absolute limit and unused tickets (from cron)."""
+    from portal.extensions import db
+    from portal.kiosk import service
+
+    ended = service.end_stale()
+    db.session.commit()
+    click.echo(f"{ended} kiosk sessions ended")
+
+
 def init_app(app) -> None:
     app.cli.add_command(kiosk)

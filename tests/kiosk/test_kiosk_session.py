@@ -306,3 +306,47 @@ def test_refusals_say_what_to_do_next(app, db, live, people, agents, card_copies
     html = page.get("/kiosk/").get_data(as_text=True)
     for words in ("窓口", "ロック"):
         assert words in html
+
+
+def test_an_expired_certificate_says_renew_at_the_counter(app, db, live, keys, cards, tmp_path):
+    import datetime as dt
+
+    from card.sim.profile import make_profile
+    from portal.kiosk import messages
+
+    old = make_profile(
+        tmp_path / "old",
+        name="山田　花子",
+        birth="19850401",
+        sex="2",
+        auth_pin=CARD_AUTH_PIN,
+        pki_dir=cards["pki"],
+        not_before=dt.datetime.now(dt.UTC) - dt.timedelta(days=400),
+        valid_days=30,
+    )
+    run = start_agent(live, keys[KIOSK], old.directory, terminal=KIOSK)
+    try:
+        status, answer = card_login(run, live)
+    finally:
+        run.httpd.close()
+    assert (status, answer["error"]["code"]) == (403, "expired")
+    with app.test_request_context():  # what the kiosk page shows for it, in Japanese
+        title, step = (str(t) for t in messages.failure(answer["error"]["code"]))
+    assert "有効期限" in title and "窓口で更新" in step
+
+
+def test_a_sweep_ends_what_nobody_came_back_for(app, db, live, people, agents, card_copies):
+    _link(db, card_copies["hanako"], people["hanako"])
+    _link(db, card_copies["taro"], people["taro"])
+    assert card_login(agents[KIOSK], live)[1]["ticket"]  # a ticket nobody redeems
+    other = kiosk_page(app, OTHER_KIOSK)
+    assert redeem(other, card_login(agents[OTHER_KIOSK], live)[1]["ticket"]).status_code == 200
+    result = app.test_cli_runner().invoke(args=["kiosk", "sweep"])
+    assert result.exit_code == 0 and result.output.startswith("0 ")  # nothing is stale yet
+    from portal.kiosk import service
+
+    later = utcnow() + timedelta(seconds=app.config["KIOSK_IDLE_SECONDS"] + 60)
+    assert service.end_stale(later) == 2  # the unused ticket and the visit gone idle
+    db.session.commit()
+    assert all(r.ended_at is not None for r in db.session.scalars(select(KioskSession)))
+    assert other.get("/kiosk/menu").status_code == 302
