@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, OSError, CardError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    agent = Agent(backend, client, poll_ms=args.poll_ms).start()
+    agent = Agent(backend, client, poll_ms=args.poll_ms, report_removal=args.report_removal).start()
     try:
         httpd = AgentServer(agent, args.port, args.allow_origin)
     except OSError as exc:
@@ -144,6 +144,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="another origin whose pages may use the agent (the server's is always allowed)",
     )
     p.add_argument("--poll-ms", type=int, default=200, help="reader polling interval")
+    p.add_argument(
+        "--report-removal",
+        action="store_true",
+        help="a kiosk: tell the server when the card is taken off (ends the card holder's kiosk session)",
+    )
     p.add_argument("--log-level", default="INFO")
     return p
 

@@ -130,9 +130,14 @@ def _text(data: dict[str, Any], key: str) -> str:
 class Agent:
     """The terminal agent: owns the reader (through ``backend``) and talks to the server."""
 
-    def __init__(self, backend: Backend, client: ServerClient, *, poll_ms: int = 200) -> None:
+    def __init__(
+        self, backend: Backend, client: ServerClient, *, poll_ms: int = 200, report_removal: bool = False
+    ) -> None:
         self.backend = backend
         self.client = client
+        #: a kiosk: tell the server when the card goes, so the card holder's kiosk session ends
+        #: there even when the page cannot (``POST /api/kiosk/card-removed``, terminal-signed)
+        self.report_removal = report_removal
         self.events = EventHub()
         self.watcher = ReaderWatcher(backend, self._on_reader_event, poll_ms=poll_ms)
         self._card_lock = threading.Lock()
@@ -151,6 +156,16 @@ class Agent:
         if kind in ("card-inserted", "card-removed", "reader-lost"):
             self._tries = None
         self.events.publish(kind, data)
+        if self.report_removal and kind in ("card-removed", "reader-lost"):
+            threading.Thread(target=self._report_removal, name="kiosk-agent-removal", daemon=True).start()
+
+    def _report_removal(self) -> None:
+        try:
+            self.client.post("/api/kiosk/card-removed", {})
+        except (ServerError, ServerUnreachableError) as exc:
+            log.info(
+                "could not tell the server the card was removed: %s", getattr(exc, "code", "unreachable")
+            )
 
     # -- card access -------------------------------------------------------------------------
     @contextmanager

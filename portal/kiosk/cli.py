@@ -28,7 +28,7 @@ def demo(server: str) -> None:
     card = os.path.relpath(made.card_dir)
     click.echo("  and start its agent with the demo resident's virtual card (PIN 1234):")
     agent = f".venv/bin/python -m kiosk.agent --server {server} --terminal {made.terminal}"
-    click.echo(f"  {agent} --key {key} --sim {card}")
+    click.echo(f"  {agent} --key {key} --report-removal --sim {card}")
     click.echo("  (type remove / insert on the agent's stdin to take the card off and put it back)")
 
 

@@ -245,6 +245,7 @@ def init_app(app) -> None:
     app.config.setdefault("KIOSK_IDLE_WARNING_SECONDS", 30)
     app.config.setdefault("KIOSK_SESSION_MAX_SECONDS", 15 * 60)
     app.register_blueprint(bp)
-    from portal.kiosk import cli
+    from portal.kiosk import api, cli
 
+    app.register_blueprint(api.bp)
     cli.init_app(app)

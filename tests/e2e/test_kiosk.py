@@ -128,7 +128,17 @@ def world(sqlite_template, tmp_path_factory):
         agent = subprocess.Popen(
             [
                 *(sys.executable, "-m", "kiosk.agent", "--server", server.url, "--terminal", TERMINAL),
-                *("--key", str(key_file), "--port", str(agent_port), "--reader", READER, "--poll-ms", "100"),
+                *(
+                    "--key",
+                    str(key_file),
+                    "--port",
+                    str(agent_port),
+                    "--reader",
+                    READER,
+                    "--poll-ms",
+                    "100",
+                    "--report-removal",
+                ),
             ],
             cwd=ROOT,
             stdout=subprocess.PIPE,

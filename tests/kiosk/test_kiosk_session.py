@@ -350,3 +350,39 @@ def test_a_sweep_ends_what_nobody_came_back_for(app, db, live, people, agents, c
     db.session.commit()
     assert all(r.ended_at is not None for r in db.session.scalars(select(KioskSession)))
     assert other.get("/kiosk/menu").status_code == 302
+
+
+def test_the_agent_ends_the_session_when_the_card_goes_even_without_the_page(
+    app, db, live, people, keys, card_copies, client
+):
+    import time
+
+    from kiosk.agent.api import AgentServer
+    from kiosk.agent.client import ServerClient
+    from kiosk.agent.reader import SimBackend
+    from kiosk.agent.service import Agent
+
+    _link(db, card_copies["hanako"], people["hanako"])
+    backend = SimBackend(card_copies["hanako"])
+    agent = Agent(backend, ServerClient(live, KIOSK, keys[KIOSK]), poll_ms=20, report_removal=True).start()
+    httpd = AgentServer(agent, 0).start()
+    try:
+        run = Running(agent, httpd, backend)
+        page = kiosk_page(app, KIOSK)
+        assert redeem(page, card_login(run, live)[1]["ticket"]).status_code == 200
+        backend.remove()  # the page does nothing (it could be hung): the agent tells the server
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            db.session.expire_all()
+            row = db.session.scalar(select(KioskSession).where(KioskSession.terminal_code == KIOSK))
+            if row.ended_at is not None:
+                break
+            time.sleep(0.05)
+        assert row.end_reason == "card_removed"
+        assert page.get("/kiosk/menu").status_code == 302
+    finally:
+        httpd.close()
+    # and nobody else can say so for a terminal
+    unsigned = client.post("/api/kiosk/card-removed", json={}, headers={"X-Terminal-Id": KIOSK})
+    assert unsigned.status_code == 401
+    assert client.post("/api/kiosk/card-removed", json={}).status_code == 401

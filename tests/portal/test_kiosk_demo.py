@@ -32,4 +32,4 @@ def test_demo_kiosk_is_registered_once_and_printed(app, db, tmp_path):
     assert len(links) == 1 and made.card_dir is not None and made.card_dir.name == links[0].resident.atena_no
     assert "http://127.0.0.1:5000/kiosk/?terminal=kiosk-demo-01" in result.output
     key, card = os.path.relpath(made.key_file), os.path.relpath(made.card_dir)
-    assert f"--terminal kiosk-demo-01 --key {key} --sim {card}" in result.output
+    assert f"--terminal kiosk-demo-01 --key {key} --report-removal --sim {card}" in result.output
