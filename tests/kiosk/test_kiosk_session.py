@@ -386,3 +386,29 @@ def test_the_agent_ends_the_session_when_the_card_goes_even_without_the_page(
     unsigned = client.post("/api/kiosk/card-removed", json={}, headers={"X-Terminal-Id": KIOSK})
     assert unsigned.status_code == 401
     assert client.post("/api/kiosk/card-removed", json={}).status_code == 401
+
+
+def test_appointment_check_in_from_the_menu_ends_the_card_session(app, db, live, people, agents, card_copies):
+    from portal.booking.models import Office
+
+    db.session.add_all(
+        [
+            Office(code="KITA", name_ja="北区役所", name_en="Kita Ward Office"),
+            Office(code="CHUO", name_ja="中央区役所", name_en="Chuo Ward Office"),  # the kiosks' organisation
+        ]
+    )
+    db.session.commit()
+    _link(db, card_copies["hanako"], people["hanako"])
+    page = kiosk_page(app, KIOSK)
+    assert redeem(page, card_login(agents[KIOSK], live)[1]["ticket"]).status_code == 200
+    menu = page.get("/kiosk/menu").get_data(as_text=True)
+    assert 'id="menu-checkin"' in menu
+    onward = page.post(
+        "/kiosk/session/end", data={"csrf_token": page.csrf, "reason": "finished", "next": "checkin"}
+    )
+    assert onward.status_code == 302 and onward.headers["Location"] == "/visit/CHUO/kiosk"
+    row = db.session.scalar(select(KioskSession).where(KioskSession.terminal_code == KIOSK))
+    db.session.refresh(row)
+    assert row.end_reason == "finished"
+    assert page.get("/kiosk/menu").status_code == 302
+    assert page.get("/visit/CHUO/kiosk").status_code == 200
