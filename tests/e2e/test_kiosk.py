@@ -23,6 +23,7 @@ from card.sim import VirtualCard
 from card.sim.profile import make_profile
 from card.sim.vpcd import VpcdClient
 from tests.card.conftest import LOCK_PATH, READER, wait_present
+from tests.certificates.conftest import city_hsm  # noqa: F401 (fixture: the city's SoftHSM2 token)
 from tests.e2e.live import LiveServer, Tab, blocking, describe
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -65,7 +66,7 @@ class World:
 
 
 @pytest.fixture(scope="module")
-def world(sqlite_template, tmp_path_factory):
+def world(sqlite_template, tmp_path_factory, city_hsm):
     """A live portal trusting a test JPKI, a registered kiosk terminal and its agent on pcscd's
     virtual reader, and two virtual cards of the demo resident (one to lock) linked to them."""
     if shutil.which("pcscd") is None:
@@ -80,6 +81,7 @@ def world(sqlite_template, tmp_path_factory):
         CARD_TRUST_DIR=str(pki),
         CARD_CRL_FILES=(str(pki / "auth_crl.der"),),
         AGENT_ORIGIN=f"http://127.0.0.1:{agent_port}",
+        CERTIFICATE_HSM_DIR=str(city_hsm.directory),
     )
     from card import termsig
     from kiosk.agent import signing
@@ -328,3 +330,46 @@ def test_a_card_that_is_not_linked_and_the_idle_timeout(kiosk: Tab, world: World
         assert world.sessions()[-1].end_reason == "idle"
     finally:
         app.config.update(KIOSK_IDLE_SECONDS=120, KIOSK_IDLE_WARNING_SECONDS=30)
+
+
+def test_order_a_residence_certificate_and_get_the_signed_pdf(kiosk: Tab, world: World, tmp_path) -> None:
+    page, people = kiosk.page, world.server.people
+    world.insert("good")
+    expect(page.locator("#screen-pin")).to_be_visible()
+    type_pin(kiosk, PIN)
+    page.wait_for_url("**/kiosk/menu")
+    page.click("#menu-certificates")
+    page.wait_for_url("**/kiosk/certificates")
+    axe_clean(kiosk, "certificates (ja)")
+    page.click("#cert-residence")
+    page.wait_for_url("**/kiosk/certificates/residence")
+    axe_clean(kiosk, "options (ja)")
+    page.click("#copies-more")
+    expect(page.locator("#copies-shown")).to_have_text("2")
+    page.click("#options-next")
+    page.wait_for_url("**/kiosk/certificates/order")
+    expect(page.locator("#fee")).to_contain_text("400")
+    axe_clean(kiosk, "fee (ja)")
+    page.click("#pay-cash")
+    page.wait_for_url("**/kiosk/certificates/order/payment")
+    axe_clean(kiosk, "payment (ja)")
+    page.click("#simulate-pay")  # the cash box (simulator) takes the coins
+    page.wait_for_url("**/kiosk/certificates/printed/*")
+    expect(page.locator("#printed-message")).to_be_visible()
+    axe_clean(kiosk, "printed (ja)")
+    pdf_url = page.locator("#printed-pdf").get_attribute("src")
+    pdf = page.request.get(world.server.url + pdf_url)
+    assert pdf.ok and pdf.headers["content-type"] == "application/pdf"
+    path = tmp_path / "certificate.pdf"
+    path.write_bytes(pdf.body())
+    checked = subprocess.run(["pdfsig", str(path)], capture_output=True, text=True, check=False).stdout
+    assert "Signature is Valid" in checked
+    text = subprocess.run(
+        ["pdftotext", "-enc", "UTF-8", str(path), "-"], capture_output=True, text=True, check=True
+    ).stdout
+    family = people.resident_name.split()[0]
+    assert family in "".join(text.split())  # the holder's name, spaces aside
+    # taking the card ends the visit: the printed PDF is no longer served
+    world.remove()
+    page.wait_for_url(re.compile(r"ended=card_removed$"))
+    assert page.request.get(world.server.url + pdf_url, max_redirects=0).status == 302
