@@ -66,7 +66,7 @@ class World:
 
 
 @pytest.fixture(scope="module")
-def world(sqlite_template, tmp_path_factory, city_hsm):
+def world(sqlite_template, tmp_path_factory, city_hsm):  # noqa: F811 - the fixture
     """A live portal trusting a test JPKI, a registered kiosk terminal and its agent on pcscd's
     virtual reader, and two virtual cards of the demo resident (one to lock) linked to them."""
     if shutil.which("pcscd") is None:

@@ -16,7 +16,6 @@ from sqlalchemy import select
 pytest.importorskip("portal.certificates")  # the certificate backend (helper "certs")
 
 from portal.certificates import hsm
-
 from portal.kiosk.models import KioskPrint
 from tests.certificates.conftest import add_seal, add_tax, city_hsm  # noqa: F401 (fixture)
 from tests.factories import csrf_from, make_cards, make_resident
