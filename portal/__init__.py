@@ -30,6 +30,7 @@ def create_app(config: dict | str | None = None) -> Flask:
     from portal.extensions import babel, csrf, db, limiter, login_manager, migrate
     from portal.notices import models as _notice_tables  # noqa: F401 - tables known to migrations
     from portal.prefiling import models as _prefiling_tables  # noqa: F401
+    from portal.points import models as _points_tables  # noqa: F401
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"))
@@ -82,5 +83,8 @@ def create_app(config: dict | str | None = None) -> Flask:
     from portal.certificates import views as certificates_views
 
     certificates_views.init_app(app)
+    from portal import points
+
+    points.init_app(app)
     cli.init_app(app)
     return app

@@ -97,10 +97,13 @@ def create_challenge():
     if terminal is None:
         # A browser: only same-site pages may ask (CSRF token in the header).
         csrf.protect()
-        if purpose in ("counter_scan", "link"):
-            # A counter clerk's page asks on behalf of the terminal on the clerk's desk.
+        if purpose == "points_member":
+            raise service.CardIdError("forbidden", 403)  # asked by a partner over the points API
+        if purpose in ("counter_scan", "link", "points_attendance"):
+            # A counter clerk's (or activity organiser's) page asks for the terminal on the desk.
+            roles = ("counter", "admin") if purpose == "points_attendance" else ("counter",)
             staff = current_user.is_authenticated and current_user.kind == "staff"
-            if not (staff and current_user.has_role("counter")):
+            if not (staff and current_user.has_role(*roles)):
                 raise service.CardIdError("forbidden", 403)
             terminal = service.terminal_by_code(str(data.get("terminal", "")))
     ch = service.issue_challenge(
@@ -178,6 +181,8 @@ def challenge_status(challenge_id: str):
         db.session.commit()
     elif ch.status == "done" and ch.purpose in ("counter_scan", "link"):
         body["redirect"] = url_for("cardid.counter_result", challenge_id=ch.id)
+    elif ch.status == "done" and ch.purpose == "points_attendance":
+        body["redirect"] = url_for("points_staff.attendance_scanned", challenge_id=ch.id)
     return jsonify(body)
 
 

@@ -32,7 +32,7 @@ from portal.registry.names import normalise
 from portal.vault import service as vault
 
 MAGIC = "jp.city.portal/card-challenge/v1"
-PURPOSES = ("login", "counter_scan", "link", "kiosk_login")
+PURPOSES = ("login", "counter_scan", "link", "kiosk_login", "points_attendance", "points_member")
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 
 
@@ -107,9 +107,9 @@ def issue_challenge(
 ) -> CardChallenge:
     if purpose not in PURPOSES:
         raise CardIdError("purpose_unknown")
-    if purpose == "login" and not session_binding:
+    if purpose in ("login", "points_member") and not session_binding:
         raise CardIdError("session_required")
-    if purpose in ("counter_scan", "link", "kiosk_login") and terminal is None:
+    if purpose in ("counter_scan", "link", "kiosk_login", "points_attendance") and terminal is None:
         raise CardIdError("terminal_required", 403)
     if purpose == "kiosk_login" and terminal is not None and terminal.kind != "kiosk":
         raise CardIdError("wrong_terminal", 403)  # a kiosk session only on a kiosk terminal
@@ -189,7 +189,30 @@ def answer(
     code: str | None = None,
 ) -> CardChallenge:
     """Verify a card's answer and complete the challenge for the session that asked."""
-    ch = _take(challenge_id, terminal=terminal, code=code, purposes=("login", "counter_scan", "kiosk_login"))
+    ch = _take(
+        challenge_id,
+        terminal=terminal,
+        code=code,
+        purposes=("login", "counter_scan", "kiosk_login", "points_attendance"),
+    )
+    return _complete(ch, certificate, signature)
+
+
+def answer_bound(
+    challenge_id: str, certificate: bytes, signature: bytes, *, purpose: str, session_binding: str
+) -> CardChallenge:
+    """A card answer posted by the party that asked (a points partner's server for its terminal):
+    the challenge must be theirs, of this purpose, pending; done at once (consumed)."""
+    ch = db.session.scalar(select(CardChallenge).where(CardChallenge.id == challenge_id).with_for_update())
+    if ch is None or ch.purpose != purpose or ch.session_binding != session_binding:
+        raise CardIdError("challenge_unknown", 404)
+    _check_open(ch)
+    ch = _complete(ch, certificate, signature)
+    ch.consumed_at = utcnow()
+    return ch
+
+
+def _complete(ch: CardChallenge, certificate: bytes, signature: bytes) -> CardChallenge:
     try:
         verified = _verify(certificate, signature, challenge_message(ch), "auth")
         cred = _credential_for(verified)
