@@ -26,6 +26,8 @@ demo: db ## Load the demo city and its virtual cards (once) and print the logins
 	@$(VENV)/flask --app wsgi kiosk demo --server http://$(HOST):$(PORT)
 	@$(VENV)/flask --app wsgi certificates hsm-init
 	@$(VENV)/flask --app wsgi push keys >/dev/null
+	@$(VENV)/flask --app wsgi points daily
+	@$(VENV)/flask --app wsgi points demo-clients
 
 run: demo ## Install, migrate, load the demo city and serve on 127.0.0.1
 	@echo

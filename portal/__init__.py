@@ -29,8 +29,8 @@ def create_app(config: dict | str | None = None) -> Flask:
     from portal import accounts, authz, cli, errors, i18n, logs, security
     from portal.extensions import babel, csrf, db, limiter, login_manager, migrate
     from portal.notices import models as _notice_tables  # noqa: F401 - tables known to migrations
-    from portal.prefiling import models as _prefiling_tables  # noqa: F401
     from portal.points import models as _points_tables  # noqa: F401
+    from portal.prefiling import models as _prefiling_tables  # noqa: F401
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"))

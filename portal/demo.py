@@ -141,6 +141,9 @@ def load(seed: int = 2026, households: int = 200) -> list[DemoLogin]:
     from portal.certificates import demo as certificates_demo
 
     certificates_demo.load(seed)
+    from portal.points import demo as points_demo
+
+    points_demo.load()
     return logins()
 
 

@@ -28,6 +28,8 @@ RECORD_PURPOSES = {
     "booking_counter": _l("Calling your number at a ward office counter"),
     "booking_checkin": _l("Checking in your appointment at the counter"),
     "certificate_kiosk": _l("Printing a certificate you asked for at a kiosk"),
+    "points_partner": _l("A points partner read your points"),
+    "points_coupon": _l("Your points coupon was used"),
 }
 DETAILS = {
     "search": _l("search"),
@@ -42,6 +44,11 @@ DETAILS = {
     "residence": _l("copy of residence record"),
     "seal": _l("seal registration certificate"),
     "income": _l("income and tax certificate"),
+    "balance": _l("balance"),
+    "transactions": _l("transactions"),
+    "identify_qr": _l("member QR code"),
+    "identify_card": _l("card at the partner"),
+    "facility": _l("at the facility"),
 }
 
 

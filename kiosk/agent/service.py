@@ -32,7 +32,7 @@ T = TypeVar("T")
 #: purposes whose challenge the agent may ask for itself (docs/card-identity.md, "Challenges")
 TERMINAL_ASKS = frozenset({"kiosk_login", "link"})
 #: purposes a terminal may answer
-TERMINAL_ANSWERS = frozenset({"login", "kiosk_login", "counter_scan", "link"})
+TERMINAL_ANSWERS = frozenset({"login", "kiosk_login", "counter_scan", "link", "points_attendance"})
 EVENT_KINDS = ("card-inserted", "card-removed", "reader-lost", "reader-found")
 
 

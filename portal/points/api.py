@@ -9,6 +9,7 @@ import base64
 import binascii
 import hashlib
 
+from authlib.oauth2 import OAuth2Error
 from flask import Blueprint, Flask, current_app, g, jsonify, request
 from flask_babel import force_locale
 from sqlalchemy import select
@@ -69,7 +70,10 @@ def _rate_key() -> str:
 
 
 def _token(scope: str) -> Token:
-    token = require_oauth.acquire_token([scope])
+    try:
+        token = require_oauth.acquire_token([scope])
+    except OAuth2Error as exc:
+        raise ApiAuthError(exc.error or "invalid_token", exc.status_code or 401, exc.get_headers()) from None
     g.points_token = token
     return token
 
@@ -325,7 +329,9 @@ def reverse(entry_id: int):
         )
         membership = db.session.scalar(
             select(Membership)
-            .join_from(Membership, ledger.PointsAccount, ledger.PointsAccount.resident_id == Membership.resident_id)
+            .join_from(
+                Membership, ledger.PointsAccount, ledger.PointsAccount.resident_id == Membership.resident_id
+            )
             .where(ledger.PointsAccount.id == entry.account_id, Membership.partner_id == partner.id)
         )
         return 201, {"entry": _entry_json(entry, membership.member_id if membership else None)}
@@ -351,7 +357,10 @@ def use_coupon():
     return _write(token, work)
 
 
+# Once, at import: the limiter and the blueprint are module-level, shared by every app made.
+csrf.exempt(bp)
+limiter.limit(lambda: current_app.config["POINTS_API_RATE_LIMIT"], key_func=_rate_key)(bp)
+
+
 def init_app(app: Flask) -> None:
-    csrf.exempt(bp)
-    limiter.limit(lambda: current_app.config["POINTS_API_RATE_LIMIT"], key_func=_rate_key)(bp)
     app.register_blueprint(bp)

@@ -39,7 +39,9 @@ def normalise_code(text: str) -> str:
 def used_count(account_id: int, item_id: int) -> int:
     return int(
         db.session.scalar(
-            select(func.count()).select_from(Coupon).where(Coupon.account_id == account_id, Coupon.item_id == item_id)
+            select(func.count())
+            .select_from(Coupon)
+            .where(Coupon.account_id == account_id, Coupon.item_id == item_id)
         )
         or 0
     )
@@ -91,11 +93,15 @@ def coupons_of(resident_id: int) -> list[Coupon]:
     if account is None:
         return []
     return list(
-        db.session.scalars(select(Coupon).where(Coupon.account_id == account.id).order_by(Coupon.issued_at.desc()))
+        db.session.scalars(
+            select(Coupon).where(Coupon.account_id == account.id).order_by(Coupon.issued_at.desc())
+        )
     )
 
 
-def use_coupon(code: str, *, actor: str, partner_id: int | None = None, now: datetime | None = None) -> Coupon:
+def use_coupon(
+    code: str, *, actor: str, partner_id: int | None = None, now: datetime | None = None
+) -> Coupon:
     """Mark a coupon used, once: the UPDATE only succeeds while it is unused. ``partner_id``: a
     partner may only use coupons for its own items; city staff only facility coupons."""
     now = now or utcnow()
@@ -107,7 +113,9 @@ def use_coupon(code: str, *, actor: str, partner_id: int | None = None, now: dat
     if coupon.expires_on < local_date(now):
         raise PointsError("coupon_expired", 410)
     done = db.session.execute(
-        update(Coupon).where(Coupon.id == coupon.id, Coupon.used_at.is_(None)).values(used_at=now, used_by=actor)
+        update(Coupon)
+        .where(Coupon.id == coupon.id, Coupon.used_at.is_(None))
+        .values(used_at=now, used_by=actor)
     ).rowcount
     if not done:
         raise PointsError("coupon_used", 409)

@@ -28,7 +28,9 @@ def daily() -> None:
 @points.command("settlement")
 @click.argument("partner_code")
 @click.argument("month")
-@click.option("--out", type=click.Path(dir_okay=False, writable=True), help="write the CSV here (default: stdout)")
+@click.option(
+    "--out", type=click.Path(dir_okay=False, writable=True), help="write the CSV here (default: stdout)"
+)
 def settlement(partner_code: str, month: str, out: str | None) -> None:
     """The monthly settlement CSV for one partner, e.g. ``flask points settlement shop-01 2026-11``."""
     from portal.points import partners

@@ -19,10 +19,50 @@ PARTNERS = (
     ("npo-green", "NPO法人 みどりの会（ボランティア）", 0, ("read", "award")),
 )
 ITEMS = (
-    ("pool-1", "facility_coupon", "市民プール 1回利用券", "City pool: one visit", "みなと市民プール", 300, 200, 4, None),
-    ("museum-1", "facility_coupon", "市立美術館 観覧券", "City art museum: one ticket", "みなと市立美術館", 500, 100, 2, None),
-    ("bus-day", "facility_coupon", "コミュニティバス 1日乗車券", "Community bus: day pass", "みなと市コミュニティバス", 400, None, None, None),
-    ("cafe-100", "partner_discount", "カフェ うみ 100円引き", "Cafe Umi: ¥100 off", "カフェ うみ", 100, None, 5, "cafe-umi"),
+    (
+        "pool-1",
+        "facility_coupon",
+        "市民プール 1回利用券",
+        "City pool: one visit",
+        "みなと市民プール",
+        300,
+        200,
+        4,
+        None,
+    ),
+    (
+        "museum-1",
+        "facility_coupon",
+        "市立美術館 観覧券",
+        "City art museum: one ticket",
+        "みなと市立美術館",
+        500,
+        100,
+        2,
+        None,
+    ),
+    (
+        "bus-day",
+        "facility_coupon",
+        "コミュニティバス 1日乗車券",
+        "Community bus: day pass",
+        "みなと市コミュニティバス",
+        400,
+        None,
+        None,
+        None,
+    ),
+    (
+        "cafe-100",
+        "partner_discount",
+        "カフェ うみ 100円引き",
+        "Cafe Umi: ¥100 off",
+        "カフェ うみ",
+        100,
+        None,
+        5,
+        "cafe-umi",
+    ),
 )
 
 
@@ -31,7 +71,7 @@ def loaded() -> bool:
 
 
 def load() -> None:
-    """Partners, catalogue and resident1's points, once."""
+    """Partners, catalogue and resident1's points, once (API clients: ``new_clients``)."""
     if loaded():
         return
     rules.ensure_rules("demo")
@@ -60,8 +100,6 @@ def load() -> None:
     if account is not None and account.resident_id:
         _resident_points(account.resident_id, by_code)
     db.session.commit()
-    new_clients()
-    db.session.commit()
 
 
 def _resident_points(resident_id: int, by_code: dict[str, Partner]) -> None:
@@ -69,25 +107,97 @@ def _resident_points(resident_id: int, by_code: dict[str, Partner]) -> None:
     now = utcnow()
     rid = resident_id
     beach = VolunteerActivity(
-        title="海岸清掃ボランティア", held_on=(now - timedelta(days=400)).date(), organiser="みなと市 環境課", created_by="demo"
+        title="海岸清掃ボランティア",
+        held_on=(now - timedelta(days=400)).date(),
+        organiser="みなと市 環境課",
+        created_by="demo",
     )
     park = VolunteerActivity(
-        title="公園の花壇づくり", held_on=(now - timedelta(days=30)).date(), organiser="NPO法人 みどりの会", created_by="demo"
+        title="公園の花壇づくり",
+        held_on=(now - timedelta(days=30)).date(),
+        organiser="NPO法人 みどりの会",
+        created_by="demo",
     )
     db.session.add_all([beach, park])
     db.session.flush()
-    ledger.earn(rid, 100, source="rule", actor="demo", rule_code="volunteer", reference=f"activity {beach.id}", now=now - timedelta(days=400))
-    ledger.earn(rid, 300, source="rule", actor="demo", rule_code="health_checkup", reference="health check-up list", now=now - timedelta(days=200))
-    ledger.earn(rid, 200, source="rule", actor="demo", rule_code="first_prefiling", reference="pre-filing", now=now - timedelta(days=90))
-    ledger.earn(rid, 100, source="rule", actor="demo", rule_code="volunteer", reference=f"activity {park.id}", now=now - timedelta(days=30))
+    ledger.earn(
+        rid,
+        100,
+        source="rule",
+        actor="demo",
+        rule_code="volunteer",
+        reference=f"activity {beach.id}",
+        now=now - timedelta(days=400),
+    )
+    ledger.earn(
+        rid,
+        300,
+        source="rule",
+        actor="demo",
+        rule_code="health_checkup",
+        reference="health check-up list",
+        now=now - timedelta(days=200),
+    )
+    ledger.earn(
+        rid,
+        200,
+        source="rule",
+        actor="demo",
+        rule_code="first_prefiling",
+        reference="pre-filing",
+        now=now - timedelta(days=90),
+    )
+    ledger.earn(
+        rid,
+        100,
+        source="rule",
+        actor="demo",
+        rule_code="volunteer",
+        reference=f"activity {park.id}",
+        now=now - timedelta(days=30),
+    )
     shop = by_code["shop-minato"]
     partners.opt_in(rid, shop.id)
     partners.opt_in(rid, by_code["cafe-umi"].id)
-    ledger.earn(rid, 150, source="partner", actor="demo", partner_id=shop.id, reference="R-1001", holding_days=0, now=now - timedelta(days=20))
-    spent = ledger.spend(rid, 120, source="partner", actor="demo", partner_id=shop.id, reference="R-1002", now=now - timedelta(days=10))
+    ledger.earn(
+        rid,
+        150,
+        source="partner",
+        actor="demo",
+        partner_id=shop.id,
+        reference="R-1001",
+        holding_days=0,
+        now=now - timedelta(days=20),
+    )
+    spent = ledger.spend(
+        rid,
+        120,
+        source="partner",
+        actor="demo",
+        partner_id=shop.id,
+        reference="R-1002",
+        now=now - timedelta(days=10),
+    )
     ledger.reverse(spent.id, actor="demo", partner_id=shop.id, note="返品", now=now - timedelta(days=9))
-    ledger.earn(rid, 80, source="partner", actor="demo", partner_id=shop.id, reference="R-1003", holding_days=shop.holding_days, now=now - timedelta(days=2))
-    ledger.spend(rid, 50, source="partner", actor="demo", partner_id=by_code["cafe-umi"].id, reference="C-77", now=now - timedelta(days=1))
+    ledger.earn(
+        rid,
+        80,
+        source="partner",
+        actor="demo",
+        partner_id=shop.id,
+        reference="R-1003",
+        holding_days=shop.holding_days,
+        now=now - timedelta(days=2),
+    )
+    ledger.spend(
+        rid,
+        50,
+        source="partner",
+        actor="demo",
+        partner_id=by_code["cafe-umi"].id,
+        reference="C-77",
+        now=now - timedelta(days=1),
+    )
 
 
 def new_clients() -> list[tuple[Partner, OAuthClient, str]]:
@@ -108,5 +218,8 @@ def new_clients() -> list[tuple[Partner, OAuthClient, str]]:
 def client_lines(clients: list[tuple[Partner, OAuthClient, str]]) -> list[str]:
     lines = ["Points partner API clients (POST /api/points/oauth/token, grant_type=client_credentials):"]
     for partner, client, secret in clients:
-        lines.append(f"  {partner.code:12} client_id={client.client_id}  client_secret={secret}  scopes='{client.scopes}'")
+        lines.append(
+            f"  {partner.code:12} client_id={client.client_id}  client_secret={secret}"
+            f"  scopes='{client.scopes}'"
+        )
     return lines

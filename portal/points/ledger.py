@@ -72,7 +72,9 @@ def lock_account(resident_id: int) -> PointsAccount:
             .values(lock_version=PointsAccount.lock_version + 1)
         )
         locked = db.session.scalar(
-            select(PointsAccount).where(PointsAccount.id == account.id).execution_options(populate_existing=True)
+            select(PointsAccount)
+            .where(PointsAccount.id == account.id)
+            .execution_options(populate_existing=True)
         )
     assert locked is not None
     return locked
@@ -234,15 +236,15 @@ def reverse(
     account = lock_account(account.resident_id)
     if db.session.scalar(select(LedgerEntry.id).where(LedgerEntry.reverses_id == original.id)):
         raise PointsError("already_reversed", 409)
-    fields = dict(
-        source=original.source,
-        actor=actor,
-        partner_id=original.partner_id,
-        reference=original.reference,
-        reverses_id=original.id,
-        rule_code=original.rule_code,
-        note=note,
-    )
+    fields = {
+        "source": original.source,
+        "actor": actor,
+        "partner_id": original.partner_id,
+        "reference": original.reference,
+        "reverses_id": original.id,
+        "rule_code": original.rule_code,
+        "note": note,
+    }
     if original.points < 0:
         entry = _entry(account, "reverse", -original.points, now, **fields)
         for move in db.session.scalars(select(LotMove).where(LotMove.entry_id == original.id)):

@@ -106,7 +106,9 @@ class VolunteerActivity(db.Model):
 
 class Attendance(db.Model):
     __tablename__ = "points_attendances"
-    __table_args__ = (UniqueConstraint("activity_id", "resident_id", name="uq_points_attendances_activity_resident"),)
+    __table_args__ = (
+        UniqueConstraint("activity_id", "resident_id", name="uq_points_attendances_activity_resident"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     activity_id: Mapped[int] = mapped_column(ForeignKey("points_activities.id"))
@@ -157,7 +159,9 @@ class Membership(db.Model):
     """A resident's opt-in to one partner, under a pseudonymous member ID for that partner only."""
 
     __tablename__ = "points_memberships"
-    __table_args__ = (UniqueConstraint("partner_id", "resident_id", name="uq_points_memberships_partner_resident"),)
+    __table_args__ = (
+        UniqueConstraint("partner_id", "resident_id", name="uq_points_memberships_partner_resident"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     partner_id: Mapped[int] = mapped_column(ForeignKey("points_partners.id"))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 import secrets
 from datetime import timedelta
 
@@ -156,8 +157,14 @@ def server() -> AuthorizationServer:
 
 
 def init_app(app: Flask) -> None:
-    app.config.setdefault("OAUTH2_TOKEN_EXPIRES_IN", {"client_credentials": app.config["POINTS_TOKEN_SECONDS"]})
+    app.config.setdefault(
+        "OAUTH2_TOKEN_EXPIRES_IN", {"client_credentials": app.config["POINTS_TOKEN_SECONDS"]}
+    )
     app.config.setdefault("OAUTH2_SCOPES_SUPPORTED", list(SCOPES))
+    # Authlib refuses plain-http URLs. In production TLS ends at nginx (PUBLIC_ORIGIN is https) and
+    # gunicorn sees http on the loopback; in development and tests there is no TLS at all.
+    if app.config["NAME"] != "production" or str(app.config.get("PUBLIC_ORIGIN", "")).startswith("https://"):
+        os.environ.setdefault("AUTHLIB_INSECURE_TRANSPORT", "1")
     auth_server = AuthorizationServer(app, query_client=_query_client, save_token=_save_token)
     auth_server.register_grant(grants.ClientCredentialsGrant)
     app.extensions["points_oauth"] = auth_server

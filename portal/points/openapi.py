@@ -8,7 +8,10 @@ ERROR = {"$ref": "#/components/schemas/Error"}
 
 
 def _resp(description: str, schema: dict | None = None, headers: dict | None = None) -> dict:
-    out: dict[str, Any] = {"description": description, "content": {"application/json": {"schema": schema or ERROR}}}
+    out: dict[str, Any] = {
+        "description": description,
+        "content": {"application/json": {"schema": schema or ERROR}},
+    }
     if headers:
         out["headers"] = headers
     return out
@@ -72,7 +75,7 @@ def document() -> dict:
             "version": "1.0.0",
             "description": "Award and redeem citizen points (市民ポイント) for residents who joined your "
             "programme in the city portal. OAuth2 client credentials; every write needs an "
-            "Idempotency-Key; errors are JSON {\"error\": {\"code\", \"message\"}}.",
+            'Idempotency-Key; errors are JSON {"error": {"code", "message"}}.',
         },
         "servers": [{"url": "/api/points"}],
         "paths": {
@@ -100,7 +103,9 @@ def document() -> dict:
                     "responses": {
                         "200": _resp("A bearer token", {"$ref": "#/components/schemas/Token"}),
                         "400": _resp("Refused", {"$ref": "#/components/schemas/OAuthError"}),
-                        "401": _resp("Unknown client or wrong secret", {"$ref": "#/components/schemas/OAuthError"}),
+                        "401": _resp(
+                            "Unknown client or wrong secret", {"$ref": "#/components/schemas/OAuthError"}
+                        ),
                         "429": _resp("Too many requests"),
                     },
                 }
@@ -129,7 +134,9 @@ def document() -> dict:
                                     "type": "object",
                                     "additionalProperties": False,
                                     "required": ["qr"],
-                                    "properties": {"qr": {"type": "string", "minLength": 1, "maxLength": 400}},
+                                    "properties": {
+                                        "qr": {"type": "string", "minLength": 1, "maxLength": 400}
+                                    },
                                 },
                                 {
                                     "type": "object",
@@ -150,7 +157,10 @@ def document() -> dict:
                 "get": _op(
                     "The member's points: spendable, pending, upcoming expiries, tier",
                     "read",
-                    {"200": _resp("The balance", {"$ref": "#/components/schemas/Balance"}), "404": _resp("Unknown member")},
+                    {
+                        "200": _resp("The balance", {"$ref": "#/components/schemas/Balance"}),
+                        "404": _resp("Unknown member"),
+                    },
                     parameters=[MEMBER],
                 )
             },
@@ -201,7 +211,8 @@ def document() -> dict:
             },
             "/entries/{entry_id}/reversal": {
                 "post": _op(
-                    "Reverse one of your entries: refund a redemption (scope redeem) or withdraw an award (scope award)",
+                    "Reverse one of your entries: refund a redemption (scope redeem) "
+                    "or withdraw an award (scope award)",
                     "award",
                     {
                         "201": _resp("The reversing entry", ENTRY_RESULT),
@@ -274,7 +285,10 @@ def document() -> dict:
                 },
                 "OAuthError": {
                     "type": "object",
-                    "properties": {"error": {"type": ["string", "object"]}, "error_description": {"type": "string"}},
+                    "properties": {
+                        "error": {"type": ["string", "object"]},
+                        "error_description": {"type": "string"},
+                    },
                 },
                 "Token": {
                     "type": "object",
@@ -293,7 +307,10 @@ def document() -> dict:
                         "id": {"type": "string"},
                         "purpose": {"const": "points_member"},
                         "expires_in": {"type": "integer"},
-                        "message": {"type": "string", "description": "base64 of the exact bytes the card signs"},
+                        "message": {
+                            "type": "string",
+                            "description": "base64 of the exact bytes the card signs",
+                        },
                     },
                 },
                 "Member": {
@@ -324,7 +341,16 @@ def document() -> dict:
                 },
                 "Entry": {
                     "type": "object",
-                    "required": ["id", "kind", "points", "at", "status", "reference", "reverses", "member_id"],
+                    "required": [
+                        "id",
+                        "kind",
+                        "points",
+                        "at",
+                        "status",
+                        "reference",
+                        "reverses",
+                        "member_id",
+                    ],
                     "properties": {
                         "id": {"type": "integer"},
                         "kind": {"enum": ["earn", "redeem", "expire", "reverse", "adjust"]},

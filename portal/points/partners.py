@@ -53,7 +53,9 @@ def opt_in(resident_id: int, partner_id: int) -> Membership:
     )
     if row is None:
         # Random, so that two partners' IDs for one resident cannot be linked to each other.
-        row = Membership(partner_id=partner_id, resident_id=resident_id, member_id="m_" + secrets.token_hex(12))
+        row = Membership(
+            partner_id=partner_id, resident_id=resident_id, member_id="m_" + secrets.token_hex(12)
+        )
         db.session.add(row)
     row.active, row.opted_in_at, row.opted_out_at = True, utcnow(), None
     db.session.flush()
@@ -129,7 +131,11 @@ def identify_by_card(
 
     try:
         ch = cardid.answer_bound(
-            challenge_id, certificate, signature, purpose="points_member", session_binding=f"partner:{client_id}"
+            challenge_id,
+            certificate,
+            signature,
+            purpose="points_member",
+            session_binding=f"partner:{client_id}",
         )
     except cardid.CardIdError as exc:
         raise PointsError(exc.code, exc.status) from None
@@ -162,7 +168,9 @@ def idempotent(partner: Partner, key: str, fingerprint: str, work: Callable[[], 
 
     def stored() -> Stored | None:
         row = db.session.scalar(
-            select(IdempotentRequest).where(IdempotentRequest.partner_id == partner.id, IdempotentRequest.key == key)
+            select(IdempotentRequest).where(
+                IdempotentRequest.partner_id == partner.id, IdempotentRequest.key == key
+            )
         )
         if row is None:
             return None

@@ -56,7 +56,14 @@ def update_rule(code: str, *, points: int, period: str, cap: int | None, active:
     if points <= 0 or (cap is not None and cap < 0) or period not in PERIODS:
         raise PointsError("bad_rule")
     r = rule(code)
-    r.points, r.period, r.cap, r.active, r.updated_by, r.updated_at = points, period, cap, active, actor, utcnow()
+    r.points, r.period, r.cap, r.active, r.updated_by, r.updated_at = (
+        points,
+        period,
+        cap,
+        active,
+        actor,
+        utcnow(),
+    )
 
 
 def period_start(period: str, now: datetime) -> datetime | None:

@@ -24,7 +24,6 @@ from flask_login import current_user
 from sqlalchemy import select
 
 from portal.access import service as access
-from portal.staff.views import staff_actor
 from portal.authz import allow
 from portal.extensions import db
 from portal.models_base import utcnow
@@ -39,6 +38,7 @@ from portal.points.models import (
     Partner,
     VolunteerActivity,
 )
+from portal.staff.views import staff_actor
 
 bp = Blueprint("points_staff", __name__, template_folder="templates", url_prefix="/staff/points")
 
@@ -92,7 +92,12 @@ def rules_page():
         if not errors:
             assert points is not None
             rules.update_rule(
-                code, points=points, period=period, cap=cap, active=bool(request.form.get("active")), actor=_actor()
+                code,
+                points=points,
+                period=period,
+                cap=cap,
+                active=bool(request.form.get("active")),
+                actor=_actor(),
             )
             db.session.commit()
             flash(_("The rule was saved."), "success")
@@ -133,7 +138,11 @@ def activities():
         points = _int("points", errors, minimum=1, required=False)
         if not errors:
             row = VolunteerActivity(
-                title=title, organiser=organiser, held_on=held_on, points=points, created_by=current_user.login_id
+                title=title,
+                organiser=organiser,
+                held_on=held_on,
+                points=points,
+                created_by=current_user.login_id,
             )
             db.session.add(row)
             db.session.commit()
@@ -239,7 +248,11 @@ def attendance_list(activity_id: int):
         return redirect(url_for("points_staff.activity", activity_id=row.id))
     bad = [r for r in parsed if r.error]
     if bad:
-        return render_template("points/staff_list_errors.html", rows=bad, back=url_for("points_staff.activity", activity_id=row.id)), 400
+        return render_template(
+            "points/staff_list_errors.html",
+            rows=bad,
+            back=url_for("points_staff.activity", activity_id=row.id),
+        ), 400
     added = skipped = 0
     for item in parsed:
         assert item.resident is not None
@@ -249,7 +262,10 @@ def attendance_list(activity_id: int):
         except PointsError:
             skipped += 1
     db.session.commit()
-    flash(_("%(added)s attendances confirmed, %(skipped)s already there.", added=added, skipped=skipped), "success")
+    flash(
+        _("%(added)s attendances confirmed, %(skipped)s already there.", added=added, skipped=skipped),
+        "success",
+    )
     return redirect(url_for("points_staff.activity", activity_id=row.id))
 
 
@@ -269,7 +285,9 @@ def checkups():
             return redirect(url_for("points_staff.checkups"))
         bad = [r for r in parsed if r.error]
         if bad:
-            return render_template("points/staff_list_errors.html", rows=bad, back=url_for("points_staff.checkups")), 400
+            return render_template(
+                "points/staff_list_errors.html", rows=bad, back=url_for("points_staff.checkups")
+            ), 400
         counts = rules.import_checkups(parsed, actor=_actor())
         db.session.commit()
         flash(
@@ -374,7 +392,9 @@ def coupon_use():
                 purpose="points_coupon: facility",
             )
             db.session.commit()
-    return render_template("points/staff_coupons.html", used=used, error=error, code=request.form.get("code", ""))
+    return render_template(
+        "points/staff_coupons.html", used=used, error=error, code=request.form.get("code", "")
+    )
 
 
 def _resident_of(account_id: int) -> int:
@@ -456,7 +476,9 @@ def settlement(partner_id: int):
     return Response(
         body.encode("utf-8-sig"),
         mimetype="text/csv",
-        headers={"Content-Disposition": f'attachment; filename="points-settlement-{partner.code}-{month}.csv"'},
+        headers={
+            "Content-Disposition": f'attachment; filename="points-settlement-{partner.code}-{month}.csv"'
+        },
     )
 
 

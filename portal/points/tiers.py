@@ -34,7 +34,7 @@ TIERS = (
     Tier(
         "gold",
         1500,
-        "#8a6a00",
+        "#7a5d00",
         _l("Gold"),
         (
             _l("Earn and use points"),

@@ -121,7 +121,9 @@ def catalogue_page():
 @bp.route("/coupons")
 @allow("resident")
 def coupons():
-    return render_template("points/coupons.html", coupons=catalogue.coupons_of(_rid()), today=ledger.local_date())
+    return render_template(
+        "points/coupons.html", coupons=catalogue.coupons_of(_rid()), today=ledger.local_date()
+    )
 
 
 def jst(value: datetime | None) -> str:
@@ -132,4 +134,5 @@ def jst(value: datetime | None) -> str:
 
 def init_app(app: Flask) -> None:
     app.jinja_env.filters["jst"] = jst
+    app.jinja_env.globals["points_message"] = message_for
     app.register_blueprint(bp)

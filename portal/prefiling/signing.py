@@ -44,6 +44,7 @@ from portal.cardid.models import CardChallenge
 from portal.cardid.service import verifier
 from portal.extensions import csrf, db, limiter
 from portal.models_base import utcnow
+from portal.points import rules as points_rules
 from portal.prefiling import service
 from portal.prefiling.models import PreFiling
 from portal.registry.names import normalise
@@ -318,6 +319,7 @@ def post_signature(code: str):
     if not isinstance(data, dict):
         raise SigningError("bad_request")
     prefiling = sign_with_code(code, _b64(data, "certificate"), _b64(data, "signature"))
+    points_rules.first_use(prefiling.resident_id, "signed_filing", f"pre-filing {prefiling.id}")
     db.session.commit()
     return jsonify(status="signed", reservation_no=prefiling.reservation_no, digest=prefiling.signed_digest)
 

@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from portal.authz import allow
 from portal.extensions import db
+from portal.points import rules as points_rules
 from portal.prefiling import attachments, catalogue, forms, pdf, service
 from portal.prefiling.models import Attachment, PreFiling, PreFilingEvent
 
@@ -185,6 +186,7 @@ def edit(prefiling_id: int):
         service.save(prefiling, values, expected_version=expected, actor=_actor())
         if action == "submit":
             service.transition(prefiling, "submitted", actor=_actor())
+            points_rules.first_use(prefiling.resident_id, "prefiling", f"pre-filing {prefiling.id}")
         db.session.commit()
     except service.PreFilingError as exc:
         db.session.rollback()

@@ -56,8 +56,10 @@
     }).catch(function () { result.textContent = text("msg-no-agent"); });
   }
 
-  document.getElementById("scan").addEventListener("click", function () { run("counter_scan"); });
-  document.getElementById("link").addEventListener("click", function () { run("link"); });
+  // Each button names its purpose (counter_scan, link; points_attendance on the organiser's page).
+  Array.prototype.forEach.call(box.querySelectorAll("button[data-purpose]"), function (button) {
+    button.addEventListener("click", function () { run(button.getAttribute("data-purpose")); });
+  });
   refresh();
   if (window.EventSource) {
     var events = new EventSource(agent + "/events");

@@ -28,7 +28,9 @@ def test_spends_soonest_expiring_first(db):
     new = _earn(rid, 100, T0 + timedelta(days=30))
     spent = ledger.spend(rid, 150, source="partner", actor="test", now=T0 + timedelta(days=40))
     db.session.commit()
-    moves = {m.lot_id: m.points for m in db.session.scalars(select(LotMove).where(LotMove.entry_id == spent.id))}
+    moves = {
+        m.lot_id: m.points for m in db.session.scalars(select(LotMove).where(LotMove.entry_id == spent.id))
+    }
     old_lot = db.session.scalar(select(PointsLot).where(PointsLot.entry_id == old.id))
     new_lot = db.session.scalar(select(PointsLot).where(PointsLot.entry_id == new.id))
     assert moves == {old_lot.id: -100, new_lot.id: -50}
@@ -103,7 +105,10 @@ def test_reversal_of_a_redemption_gives_points_back_to_their_lots(db):
     refund = ledger.reverse(spent.id, actor="test", now=T0 + timedelta(days=7))
     db.session.commit()
     assert (refund.kind, refund.points, refund.reverses_id) == ("reverse", 150, spent.id)
-    assert [lot.remaining for lot in db.session.scalars(select(PointsLot).order_by(PointsLot.id))] == [100, 100]
+    assert [lot.remaining for lot in db.session.scalars(select(PointsLot).order_by(PointsLot.id))] == [
+        100,
+        100,
+    ]
     with pytest.raises(PointsError) as exc:
         ledger.reverse(spent.id, actor="test")
     assert exc.value.code == "already_reversed"
@@ -188,7 +193,14 @@ def test_first_use_of_an_e_service_awards_once(db):
 def _item(**kw) -> CatalogueItem:
     from portal.extensions import db as database
 
-    fields = dict(code="pool", kind="facility_coupon", name_ja="プール", name_en="Pool", place="市民プール", points=100)
+    fields = {
+        "code": "pool",
+        "kind": "facility_coupon",
+        "name_ja": "プール",
+        "name_en": "Pool",
+        "place": "市民プール",
+        "points": 100,
+    }
     fields.update(kw)
     item = CatalogueItem(**fields)
     database.session.add(item)
