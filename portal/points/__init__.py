@@ -6,6 +6,8 @@ credentials) and the ``flask points`` commands.
 
 from __future__ import annotations
 
+import os
+
 from flask import Flask
 
 
@@ -13,7 +15,9 @@ def init_app(app: Flask) -> None:
     from portal.points import api, cli, oauth, staff_views, views
 
     app.config.setdefault("POINTS_EXPIRY_DAYS", 730)
-    app.config.setdefault("POINTS_API_RATE_LIMIT", "600 per minute")
+    app.config.setdefault(
+        "POINTS_API_RATE_LIMIT", os.environ.get("POINTS_API_RATE_LIMIT") or "600 per minute"
+    )
     app.config.setdefault("POINTS_QR_SECONDS", 300)
     app.config.setdefault("POINTS_TOKEN_SECONDS", 3600)
     oauth.init_app(app)

@@ -21,7 +21,7 @@ from portal.extensions import csrf, db, limiter
 from portal.points import catalogue, ledger, partners
 from portal.points.ledger import PointsError
 from portal.points.messages import message_for
-from portal.points.models import LedgerEntry, Membership, Partner
+from portal.points.models import LedgerEntry, Membership, Partner, PointsLot
 from portal.points.oauth import ApiAuthError, Token, require_oauth, server
 from portal.points.openapi import document
 
@@ -106,20 +106,19 @@ def _only(data: dict, keys: set[str]) -> None:
         raise PointsError("bad_request")
 
 
-def _entry_json(entry: LedgerEntry, member_id: str | None = None) -> dict:
-    status = "active"
-    if entry.kind == "earn":
-        from portal.points.models import PointsLot
-
-        lot = db.session.scalar(select(PointsLot).where(PointsLot.entry_id == entry.id))
-        if lot is not None and lot.available_at > ledger.utcnow():
-            status = "pending"
+def _entry_json(entry: LedgerEntry, member_id: str | None = None, *, pending: bool | None = None) -> dict:
+    """An entry for the partner; ``pending`` when known (a fresh award), else looked up."""
+    if pending is None:
+        pending = False
+        if entry.kind == "earn":
+            lot = db.session.scalar(select(PointsLot).where(PointsLot.entry_id == entry.id))
+            pending = lot is not None and lot.available_at > ledger.utcnow()
     return {
         "id": entry.id,
         "kind": entry.kind,
         "points": entry.points,
         "at": entry.at.isoformat(),
-        "status": status,
+        "status": "pending" if pending else "active",
         "reference": entry.reference,
         "reverses": entry.reverses_id,
         "member_id": member_id,
@@ -283,7 +282,7 @@ def award(member_id: str):
             reference=reference,
             holding_days=partner.holding_days,
         )
-        return 201, {"entry": _entry_json(entry, member_id)}
+        return 201, {"entry": _entry_json(entry, member_id, pending=partner.holding_days > 0)}
 
     return _write(token, work)
 
@@ -312,11 +311,15 @@ def redeem(member_id: str):
     return _write(token, work)
 
 
-@bp.route("/entries/<int:entry_id>/reversal", methods=["POST"])
+@bp.route("/entries/<raw_id>/reversal", methods=["POST"])
 @allow("public")  # partner: bearer token checked by require_oauth
-def reverse(entry_id: int):
+def reverse(raw_id: str):
     """A refund (of a redemption: scope redeem) or a withdrawn award (scope award)."""
-    original = db.session.get(LedgerEntry, entry_id)
+    try:  # parsed here, not by the URL converter, so a bad id gets this API's JSON 404
+        entry_id = int(raw_id)
+    except ValueError:
+        entry_id = 0
+    original = db.session.get(LedgerEntry, entry_id) if 0 < entry_id < 2**31 else None
     token = _token("redeem" if original is not None and original.kind == "redeem" else "award")
     data = _body()
     _only(data, {"reason"})
@@ -324,8 +327,10 @@ def reverse(entry_id: int):
     partner: Partner = token.partner
 
     def work():
+        if original is None:
+            raise PointsError("entry_unknown", 404)
         entry = ledger.reverse(
-            entry_id, actor=f"partner:{token.row.client_id}", partner_id=partner.id, note=reason
+            original.id, actor=f"partner:{token.row.client_id}", partner_id=partner.id, note=reason
         )
         membership = db.session.scalar(
             select(Membership)

@@ -57,27 +57,28 @@ def account_for(resident_id: int) -> PointsAccount:
 
 def lock_account(resident_id: int) -> PointsAccount:
     """Take the account's row lock for the rest of the transaction (made on first use)."""
-    account = account_for(resident_id)
     if db.session.get_bind().dialect.name == "postgresql":
         locked = db.session.scalar(
             select(PointsAccount)
-            .where(PointsAccount.id == account.id)
+            .where(PointsAccount.resident_id == resident_id)
             .with_for_update()
             .execution_options(populate_existing=True)
         )
-    else:
-        db.session.execute(
-            update(PointsAccount)
-            .where(PointsAccount.id == account.id)
-            .values(lock_version=PointsAccount.lock_version + 1)
-        )
-        locked = db.session.scalar(
-            select(PointsAccount)
-            .where(PointsAccount.id == account.id)
-            .execution_options(populate_existing=True)
-        )
-    assert locked is not None
-    return locked
+        if locked is None:
+            account_for(resident_id)
+            return lock_account(resident_id)
+        return locked
+    account = account_for(resident_id)
+    db.session.execute(
+        update(PointsAccount)
+        .where(PointsAccount.id == account.id)
+        .values(lock_version=PointsAccount.lock_version + 1)
+    )
+    found = db.session.scalar(
+        select(PointsAccount).where(PointsAccount.id == account.id).execution_options(populate_existing=True)
+    )
+    assert found is not None
+    return found
 
 
 # --- writing entries ------------------------------------------------------------------------------
@@ -148,23 +149,41 @@ def earn(
     return entry
 
 
+def _spendable(account_id: int, now: datetime):
+    return (
+        PointsLot.account_id == account_id,
+        PointsLot.remaining > 0,
+        PointsLot.available_at <= now,
+        PointsLot.expires_on >= local_date(now),
+    )
+
+
 def _spendable_lots(account_id: int, now: datetime, *, first: int | None = None) -> list[PointsLot]:
     """Spendable lots, soonest-expiring first (``first``: this lot before all others)."""
     lots = list(
         db.session.scalars(
-            select(PointsLot)
-            .where(
-                PointsLot.account_id == account_id,
-                PointsLot.remaining > 0,
-                PointsLot.available_at <= now,
-                PointsLot.expires_on >= local_date(now),
-            )
-            .order_by(PointsLot.expires_on, PointsLot.id)
+            select(PointsLot).where(*_spendable(account_id, now)).order_by(PointsLot.expires_on, PointsLot.id)
         )
     )
     if first is not None:
         lots.sort(key=lambda lot: lot.id != first)
     return lots
+
+
+def _lots_to_spend(account_id: int, now: datetime, points: int) -> list[PointsLot]:
+    """Only the soonest-expiring lots that cover ``points`` (a running sum in the database), so a
+    spend reads a few rows however many lots the account holds."""
+    order = (PointsLot.expires_on, PointsLot.id)
+    before = func.sum(PointsLot.remaining).over(order_by=order) - PointsLot.remaining
+    ranked = select(PointsLot.id, before.label("before")).where(*_spendable(account_id, now)).subquery()
+    return list(
+        db.session.scalars(
+            select(PointsLot)
+            .join(ranked, ranked.c.id == PointsLot.id)
+            .where(ranked.c.before < points)
+            .order_by(*order)
+        )
+    )
 
 
 def _take(entry: LedgerEntry, lots: list[PointsLot], points: int) -> None:
@@ -196,7 +215,7 @@ def spend(
         raise PointsError("points_positive")
     now = now or utcnow()
     account = lock_account(resident_id)
-    lots = _spendable_lots(account.id, now)
+    lots = _lots_to_spend(account.id, now, points)
     if sum(lot.remaining for lot in lots) < points:
         raise PointsError("insufficient_points", 409)
     entry = _entry(

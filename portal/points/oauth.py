@@ -15,6 +15,7 @@ from authlib.oauth2.rfc6749 import ClientMixin, TokenMixin, grants
 from authlib.oauth2.rfc6750 import BearerTokenValidator
 from flask import Flask, current_app
 from sqlalchemy import select
+from sqlalchemy.orm import joinedload
 
 from portal.extensions import db
 from portal.models_base import utcnow
@@ -113,11 +114,14 @@ def _save_token(token: dict, request) -> None:
 
 class Validator(BearerTokenValidator):
     def authenticate_token(self, token_string):
-        row = db.session.scalar(select(OAuthToken).where(OAuthToken.token_hash == digest(token_string)))
-        if row is None:
-            return None
-        client = db.session.scalar(select(OAuthClient).where(OAuthClient.client_id == row.client_id))
-        return Token(row, client) if client is not None else None
+        # One round trip for the token, its client and the client's partner (every API request).
+        found = db.session.execute(
+            select(OAuthToken, OAuthClient)
+            .join(OAuthClient, OAuthClient.client_id == OAuthToken.client_id)
+            .where(OAuthToken.token_hash == digest(token_string))
+            .options(joinedload(OAuthClient.partner))
+        ).first()
+        return Token(found[0], found[1]) if found is not None else None
 
 
 class ApiAuthError(Exception):
