@@ -130,7 +130,16 @@ def take(browser, server: LiveServer, out: Path) -> list[Path]:
     shoot(tab, out, "counter-card-ja", "desktop", written)
     context.close()
     booking_shots(browser, server, out, written)
+    points_shots(browser, server, out, written)
     return written
+
+
+def points_shots(browser, server: LiveServer, out: Path, written: list[Path]) -> None:
+    """Citizen points: the resident's points, member QR, catalogue, partners; staff rules."""
+    from scripts.points_shots import take_points
+
+    take_points(browser, server, out, written, Tab=Tab, shoot=shoot, staff_login=staff_login,
+                resident_login=resident_login, viewports=VIEWPORTS, browser_options=BROWSER)  # fmt: skip
 
 
 def booking_shots(browser, server: LiveServer, out: Path, written: list[Path]) -> None:
@@ -189,7 +198,7 @@ def certificates(browser, server: LiveServer, out: Path, written: list[Path]) ->
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshots")
-    parser.add_argument("--only", choices=["booking"], help="only one feature's screenshots")
+    parser.add_argument("--only", choices=["booking", "points"], help="only one feature's screenshots")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="portal-shots-") as tmp:
@@ -201,6 +210,9 @@ def main() -> int:
                 if args.only == "booking":
                     written: list[Path] = []
                     booking_shots(browser, server, args.out, written)
+                elif args.only == "points":
+                    written = []
+                    points_shots(browser, server, args.out, written)
                 else:
                     written = take(browser, server, args.out)
                     written += take_kiosk(browser, Path(tmp), url, args.out)

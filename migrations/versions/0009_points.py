@@ -1,8 +1,8 @@
 """citizen points: ledger (append-only entries and lot moves), lots, earning rules, volunteer
 activities, partners, OAuth2 clients and tokens, memberships, idempotent requests, catalogue, coupons
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0009
+Revises: 0008
 Create Date: 2026-11-27 01:17:28.312534
 
 """
@@ -12,8 +12,8 @@ import sqlalchemy as sa
 
 
 # revision identifiers, used by Alembic.
-revision = "0007"
-down_revision = "0006"
+revision = "0009"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
