@@ -86,5 +86,10 @@ def create_app(config: dict | str | None = None) -> Flask:
     from portal import points
 
     points.init_app(app)
+    from portal.library import views as library_views
+    from portal.shelter import views as shelter_views
+
+    library_views.init_app(app)
+    shelter_views.init_app(app)
     cli.init_app(app)
     return app

@@ -250,6 +250,9 @@ def _build(rng: random.Random, n_households: int) -> None:
     from portal.booking import demo as booking_demo
 
     booking_demo.build()
+    from portal.shelter import demo as shelter_demo  # the library and the shelters
+
+    shelter_demo.load()
 
 
 def _demo_accounts(people: list[Resident], today: date) -> None:

@@ -30,6 +30,11 @@ RECORD_PURPOSES = {
     "certificate_kiosk": _l("Printing a certificate you asked for at a kiosk"),
     "points_partner": _l("A points partner read your points"),
     "points_coupon": _l("Your points coupon was used"),
+    "library_link": _l("Linking your card to your library patron number"),
+    "library_lookup": _l("Library: patron number found by your card"),
+    "shelter_checkin": _l("Check-in at an evacuation shelter"),
+    "shelter_roster": _l("Evacuation shelter roster"),
+    "shelter_family": _l("A family member saw your shelter check-in"),
 }
 DETAILS = {
     "search": _l("search"),
@@ -49,6 +54,8 @@ DETAILS = {
     "identify_qr": _l("member QR code"),
     "identify_card": _l("card at the partner"),
     "facility": _l("at the facility"),
+    "card": _l("card"),
+    "hand": _l("by hand"),
 }
 
 

@@ -78,6 +78,16 @@ def run(args: argparse.Namespace) -> int:
         agent.close()
         print(f"error: cannot listen on 127.0.0.1:{args.port}: {exc}", file=sys.stderr)
         return 2
+    desk = None
+    if args.state_dir:
+        from kiosk.agent.outbox import Outbox
+        from kiosk.agent.shelter import ShelterDesk
+
+        desk = ShelterDesk(
+            agent, Outbox(Path(args.state_dir) / "outbox.sqlite3"), sync_seconds=args.sync_seconds
+        )
+        httpd.extra_routes.update(desk.routes())
+        desk.start()
     done = threading.Event()
 
     def on_signal(_signum: int, _frame: FrameType | None) -> None:
@@ -115,6 +125,8 @@ def run(args: argparse.Namespace) -> int:
             pass
     finally:
         httpd.close()
+        if desk is not None:
+            desk.close()
     print("kiosk agent stopped", flush=True)
     return 0
 
@@ -149,6 +161,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="a kiosk: tell the server when the card is taken off (ends the card holder's kiosk session)",
     )
+    p.add_argument(
+        "--state-dir",
+        help="where the agent keeps its queue of check-ins made offline (shelter terminals); "
+        "without it, /shelter/* is off",
+    )
+    p.add_argument("--sync-seconds", type=float, default=30.0, help="how often the queue is sent")
     p.add_argument("--log-level", default="INFO")
     return p
 

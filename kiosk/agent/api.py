@@ -18,6 +18,7 @@ import logging
 import queue
 import threading
 import urllib.parse
+from collections.abc import Callable
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -49,6 +50,9 @@ class AgentServer(ThreadingHTTPServer):
         self.allowed_hosts = frozenset({f"127.0.0.1:{self.port}", f"localhost:{self.port}"})
         self.keepalive = KEEPALIVE_SECONDS
         self._thread: threading.Thread | None = None
+        #: more calls, by "METHOD /path", each taking the JSON body (``{}`` for GET) and answering a
+        #: JSON object or raising AgentError — e.g. kiosk.agent.shelter.ShelterDesk.routes()
+        self.extra_routes: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {}
 
     @property
     def url(self) -> str:
@@ -172,6 +176,11 @@ class AgentHandler(BaseHTTPRequestHandler):
             self._send_json(200, self.server.agent.status())
         elif self._route == "/events":
             self._events()
+        elif f"GET {self._route}" in self.server.extra_routes:
+            try:
+                self._send_json(200, self.server.extra_routes[f"GET {self._route}"]({}))
+            except AgentError as exc:
+                self._error(exc)
         elif self._route in ("/login", "/link"):
             self._error(AgentError("method_not_allowed", 405, "use POST"))
         else:
@@ -202,6 +211,8 @@ class AgentHandler(BaseHTTPRequestHandler):
                     text_pin=_pin(data, "text_pin") if data.get("text_pin") is not None else None,
                     allow_last_try=_field(data, "allow_last_try", bool, False),
                 )
+            elif f"POST {self._route}" in self.server.extra_routes:
+                answer = self.server.extra_routes[f"POST {self._route}"](self._json_body())
             elif self._route in ("/status", "/events"):
                 raise AgentError("method_not_allowed", 405, "use GET")
             else:

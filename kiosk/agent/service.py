@@ -33,6 +33,8 @@ T = TypeVar("T")
 TERMINAL_ASKS = frozenset({"kiosk_login", "link"})
 #: purposes a terminal may answer
 TERMINAL_ANSWERS = frozenset({"login", "kiosk_login", "counter_scan", "link", "points_attendance"})
+#: purposes a library terminal answers for the staff page (portal/library)
+TERMINAL_ANSWERS |= {"library_link", "library_lookup"}
 EVENT_KINDS = ("card-inserted", "card-removed", "reader-lost", "reader-found")
 
 

@@ -32,7 +32,11 @@ from portal.registry.names import normalise
 from portal.vault import service as vault
 
 MAGIC = "jp.city.portal/card-challenge/v1"
-PURPOSES = ("login", "counter_scan", "link", "kiosk_login", "points_attendance", "points_member")
+PURPOSES = ["login", "counter_scan", "link", "kiosk_login", "points_attendance", "points_member"]
+#: purposes whose challenge is bound to a terminal (issue_challenge needs one)
+TERMINAL_BOUND = {"counter_scan", "link", "kiosk_login", "points_attendance"}
+#: purposes answered through answer(): a linked card proves its holder
+ANSWERED = {"login", "counter_scan", "kiosk_login", "points_attendance"}
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 
 
@@ -109,7 +113,7 @@ def issue_challenge(
         raise CardIdError("purpose_unknown")
     if purpose in ("login", "points_member") and not session_binding:
         raise CardIdError("session_required")
-    if purpose in ("counter_scan", "link", "kiosk_login", "points_attendance") and terminal is None:
+    if purpose in TERMINAL_BOUND and terminal is None:
         raise CardIdError("terminal_required", 403)
     if purpose == "kiosk_login" and terminal is not None and terminal.kind != "kiosk":
         raise CardIdError("wrong_terminal", 403)  # a kiosk session only on a kiosk terminal
@@ -193,7 +197,7 @@ def answer(
         challenge_id,
         terminal=terminal,
         code=code,
-        purposes=("login", "counter_scan", "kiosk_login", "points_attendance"),
+        purposes=tuple(ANSWERED),
     )
     return _complete(ch, certificate, signature)
 
@@ -227,6 +231,15 @@ def _complete(ch: CardChallenge, certificate: bytes, signature: bytes) -> CardCh
     cred.last_used_at = utcnow()
     current_app.logger.info("card answer accepted (%s) credential=%s", ch.purpose, cred.id)
     return ch
+
+
+def add_terminal_purpose(purpose: str) -> None:
+    """A feature's purpose (e.g. ``library_link``): a staff page asks for a challenge bound to the
+    terminal on its desk, and the linked card answers it through answer()."""
+    if purpose not in PURPOSES:
+        PURPOSES.append(purpose)
+    TERMINAL_BOUND.add(purpose)
+    ANSWERED.add(purpose)
 
 
 def consume_for_session(challenge_id: str, session_binding: str) -> CardChallenge:
