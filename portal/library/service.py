@@ -106,6 +106,14 @@ def lookup(library: Library, credential: CardCredential, *, actor: access.Actor)
     return row.patron_number
 
 
+def patron_number_linked(library: Library, credential: CardCredential) -> str:
+    """The number a link made with this card just now holds (shown once to the clerk who made it)."""
+    row = _link_of(library.id, credential.resident_id)
+    if row is None or row.credential_id != credential.id:
+        raise LibraryError("library_not_linked", 404)
+    return row.patron_number
+
+
 def links_of(resident_id: int) -> list[LibraryLink]:
     return list(
         db.session.scalars(

@@ -174,7 +174,10 @@ def result(challenge_id: str):
     try:
         terminal, library = _desk()
         credential = db.session.get(CardCredential, ch.credential_id)
-        patron = service.lookup(library, credential, actor=_actor(terminal.code))
+        if ch.purpose == service.PURPOSE_LINK:  # the link just made (its access record is written)
+            patron = service.patron_number_linked(library, credential)
+        else:
+            patron = service.lookup(library, credential, actor=_actor(terminal.code))
     except service.LibraryError as exc:
         db.session.rollback()
         return render_template("library/result.html", error=exc.message, linked=False), exc.status
