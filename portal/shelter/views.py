@@ -161,6 +161,20 @@ def _mode_page(opening, terminals=None, *, query="", found=(), guest=None, error
     ), status
 
 
+@bp.route("/staff/shelter/<code>/count")
+@allow("shelter")
+def count(code: str):
+    """The head count, for shelter mode to show after each card check-in."""
+    opening = _opening(code)
+    n = service.head_counts([opening.id]).get(opening.id, 0)
+    return jsonify(
+        count=n,
+        capacity=opening.capacity,
+        text=_("Checked in: %(n)d of %(cap)d", n=n, cap=opening.capacity),
+        full=n >= opening.capacity,
+    )
+
+
 @bp.route("/staff/shelter/<code>/checkin", methods=["POST"])
 @allow("shelter")
 def check_in_by_hand(code: str):

@@ -23,6 +23,7 @@
   function showQueue(q) {
     if (!q || q.waiting === undefined) { return; }
     queueState.textContent = q.waiting ? text("msg-waiting") + " " + q.waiting : text("msg-all-sent");
+    if (q.refused) { queueState.textContent += " " + text("msg-refused") + " " + q.refused; }
   }
 
   function refresh() {
@@ -34,6 +35,14 @@
       }
     }).catch(function () { state.textContent = text("msg-no-agent"); });
     fetch(agent + "/shelter/queue").then(json).then(showQueue).catch(function () {});
+  }
+
+  function headCount() {
+    fetch(box.getAttribute("data-count-url"), { credentials: "same-origin" }).then(json).then(function (c) {
+      var el = document.getElementById("head-count");
+      el.textContent = c.text;
+      el.setAttribute("data-count", c.count);
+    }).catch(function () {});
   }
 
   function checkIn(method) {
@@ -58,6 +67,7 @@
           var line = head + " " + a.name;
           if (!a.matched) { line += " — " + text("msg-unmatched"); }
           result.textContent = line;
+          headCount();
         }
         refresh();
       }).catch(function () { result.textContent = text("msg-no-agent"); });

@@ -262,6 +262,7 @@ def test_shelter_check_in_by_card_roster_and_family(browser, world):
         staff.page.click("#checkin-card")
         expect(staff.page.locator("#card-result")).to_contain_text("チェックインしました")
         expect(staff.page.locator("#card-result")).to_contain_text(people.resident_name)
+        expect(staff.page.locator("#head-count")).to_have_attribute("data-count", str(before + 1))
         # the same card again: already here, nothing new
         staff.page.fill("#pin", PIN)
         staff.page.click("#checkin-card")
@@ -293,7 +294,7 @@ def test_shelter_check_in_by_card_roster_and_family(browser, world):
     for lang in ("ja", "en"):
         resident.goto("/me/shelter")
         resident.set_language(lang)
-        row = resident.page.locator("#family tr", has_text=people.resident_name)
+        row = resident.page.locator("#family li", has_text=people.resident_name)
         expect(row).to_contain_text("港町" if lang == "ja" else "Minatomachi")
         _axe_clean(resident)
     for tab in (staff, resident):
