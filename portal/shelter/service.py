@@ -338,7 +338,7 @@ def _basic4(entry: dict[str, Any]) -> Basic4 | None:
         raise ShelterError("entry_invalid") from None
 
 
-def _card_holder(entry: dict[str, Any], terminal: Terminal, origin: str, at: int) -> Resident | None:
+def _card_holder(entry: dict[str, Any], terminal: Sender, origin: str, at: int) -> Resident | None:
     """The resident whose linked card signed this check-in; None when the card is not linked."""
     message = offline.checkin_message(entry["uuid"], entry["shelter"], terminal.code, at, origin)
     v = cardid.verifier()
@@ -366,7 +366,21 @@ def _card_holder(entry: dict[str, Any], terminal: Terminal, origin: str, at: int
     return cred.resident
 
 
-def _checked_entry(entry: Any, terminal: Terminal) -> tuple[dict[str, Any], int]:
+@dataclass(frozen=True)
+class Sender:
+    """The terminal that sent a batch, read once (each entry commits, which expires the row)."""
+
+    code: str
+    key: Any
+    actor: access.Actor
+
+    @classmethod
+    def of(cls, terminal: Terminal) -> Sender:
+        key = termsig.load_public_key(terminal.public_key_pem)
+        return cls(terminal.code, key, cardid.terminal_actor(terminal))
+
+
+def _checked_entry(entry: Any, terminal: Sender) -> tuple[dict[str, Any], int]:
     if not isinstance(entry, dict):
         raise ShelterError("entry_invalid")
     uuid, at = entry.get("uuid"), entry.get("at")
@@ -376,12 +390,12 @@ def _checked_entry(entry: Any, terminal: Terminal) -> tuple[dict[str, Any], int]
         raise ShelterError("entry_invalid")
     if entry.get("terminal") != terminal.code:
         raise ShelterError("wrong_terminal", 403)
-    if not offline.entry_signature_valid(termsig.load_public_key(terminal.public_key_pem), entry):
+    if not offline.entry_signature_valid(terminal.key, entry):
         raise ShelterError("entry_signature", 403)
     return entry, at
 
 
-def apply_entry(raw: Any, terminal: Terminal, *, origin: str, retry: bool = True) -> dict[str, Any]:
+def apply_entry(raw: Any, terminal: Sender, *, origin: str, retry: bool = True) -> dict[str, Any]:
     """One check-in from a terminal; commits. The answer names the outcome for this UUID:
     ``created``, ``duplicate`` (already here: the same stay) or ``refused`` with a code."""
     ident = raw.get("uuid") if isinstance(raw, dict) else None
@@ -422,11 +436,12 @@ def apply_entry(raw: Any, terminal: Terminal, *, origin: str, retry: bool = True
             guest_name=guest_name,
             guest_note=guest_note,
             method=method,
-            actor=cardid.terminal_actor(terminal),
+            actor=terminal.actor,
             at=when,
             uuid=entry["uuid"],
             offline_entry=bool(entry.get("offline")),
         )
+        answer = _answer(stay, "created", moved_from)  # before the commit expires what it reads
         db.session.commit()
     except ShelterError as exc:
         db.session.rollback()
@@ -443,7 +458,7 @@ def apply_entry(raw: Any, terminal: Terminal, *, origin: str, retry: bool = True
         if not retry:
             return {"uuid": ident, "status": "refused", "code": "conflict", "message": "try again"}
         return apply_entry(raw, terminal, origin=origin, retry=False)
-    return _answer(stay, "created", moved_from)
+    return answer
 
 
 def _answer(stay: ShelterStay, status: str, moved_from: ShelterStay | None = None) -> dict[str, Any]:
@@ -466,7 +481,8 @@ def apply_batch(entries: Any, terminal: Terminal, *, origin: str) -> list[dict[s
         raise ShelterError("wrong_terminal", 403)
     if not isinstance(entries, list) or not entries or len(entries) > MAX_BATCH:
         raise ShelterError("entry_invalid")
-    return [apply_entry(e, terminal, origin=origin) for e in entries]
+    sender = Sender.of(terminal)
+    return [apply_entry(e, sender, origin=origin) for e in entries]
 
 
 # --- what a family sees -----------------------------------------------------------------------------
