@@ -233,7 +233,7 @@ def test_library_desk_links_and_finds_the_patron_number(browser, world):
     for lang in ("ja", "en"):
         resident.goto("/me/library")
         resident.set_language(lang)
-        expect(resident.page.locator("main table")).to_contain_text("00123456")
+        expect(resident.page.locator("#library-links")).to_contain_text("00123456")
         _axe_clean(resident)
     for tab in (clerk, resident):
         tab.page.context.close()
