@@ -216,7 +216,7 @@ def main() -> int:
                 else:
                     written = take(browser, server, args.out)
                     written += take_kiosk(browser, Path(tmp), url, args.out)
-                    from screenshots_library_shelter import take as library_shelter  # its own portal
+                    from scripts.screenshots_library_shelter import take as library_shelter  # own portal
 
                     written += library_shelter(browser, args.out, Path(tmp))
             finally:
