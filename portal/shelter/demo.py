@@ -3,16 +3,16 @@ member of the first demo resident's household checked in (so the family page sho
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 
 from sqlalchemy import select
 
-from portal.access.service import Actor
 from portal.accounts.models import ResidentAccount
 from portal.extensions import db
 from portal.models_base import utcnow
 from portal.shelter import service
-from portal.shelter.models import DisasterEvent, Shelter
+from portal.shelter.models import DisasterEvent, Shelter, ShelterStay
 
 SHELTERS = (
     ("S01", "中央小学校 体育館", "Chuo Elementary School gym", "みなと市中央区本町2丁目3番", 120),
@@ -49,12 +49,18 @@ def load() -> None:
         m for m in account.resident.household.members if m.id != account.resident.id and m.status == "active"
     ]
     if others:
-        actor = Actor(kind="staff", id="shelter1", role="shelter", organisation="危機管理課")
-        service.check_in(
-            first,
-            resident=others[0],
-            method="hand",
-            actor=actor,
-            at=utcnow() - timedelta(hours=2),
-            needs=service.Needs(allergy="えび・かに", care=None, disability=None),
+        # Recorded as shelter staff would, but written directly: loading the demo reads nobody's
+        # data, so it writes no access record.
+        db.session.add(
+            ShelterStay(
+                uuid=str(uuid.uuid4()),
+                opening_id=first.id,
+                resident_id=others[0].id,
+                method="hand",
+                status="active",
+                checked_in_at=utcnow() - timedelta(hours=2),
+                recorded_by="shelter1",
+                allergy="えび・かに",
+            )
         )
+        db.session.flush()
