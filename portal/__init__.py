@@ -91,5 +91,8 @@ def create_app(config: dict | str | None = None) -> Flask:
 
     library_views.init_app(app)
     shelter_views.init_app(app)
+    from portal import ops
+
+    ops.init_app(app)
     cli.init_app(app)
     return app

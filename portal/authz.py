@@ -7,6 +7,7 @@ Principals:
   staff roles    ``counter``, ``processing``, ``author``, ``library``, ``shelter``, ``auditor``, ``admin``
   ``terminal``   a registered terminal's signed request (later issues)
   ``partner``    a points partner over OAuth2 (later issues)
+  ``monitor``    a metrics scrape: from loopback, or with the METRICS_TOKEN bearer token
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from flask import abort, current_app, redirect, request, url_for
 from flask_login import current_user
 
 STAFF_ROLES = ("counter", "processing", "author", "library", "shelter", "auditor", "admin")
-PRINCIPALS = frozenset(("public", "resident", "account", "terminal", "partner", *STAFF_ROLES))
+PRINCIPALS = frozenset(("public", "resident", "account", "terminal", "partner", "monitor", *STAFF_ROLES))
 
 F = TypeVar("F", bound=Callable)
 
@@ -62,6 +63,12 @@ def enforce() -> None:
     have = user_principals()
     if have & allowed:
         return
+    if "monitor" in allowed:
+        from portal.ops.health import is_monitor
+
+        if is_monitor():
+            return
+        abort(403)
     if not current_user.is_authenticated:
         if request.path.startswith("/api/"):
             abort(401)

@@ -64,6 +64,12 @@ class BaseConfig:
     JOBS_INLINE = True
     JOBS_QUEUE = "portal"
 
+    # Operations (portal/ops): "json" for one JSON object per log line; a bearer token that may
+    # read /metrics from elsewhere than loopback; how many proxies (nginx) stand in front.
+    LOG_FORMAT = "text"
+    METRICS_TOKEN: str | None = None
+    PROXY_COUNT = 0
+
     # Card identity (docs/card-identity.md). Trust anchors: a folder of root certificates (PEM);
     # production pins the JPKI roots shipped in card/trust/jpki. CRLs: files refreshed hourly.
     CARD_TRUST_DIR: str | None = None
@@ -109,6 +115,12 @@ class TestConfig(BaseConfig):
 class ProductionConfig(BaseConfig):
     NAME = "production"
     JOBS_INLINE = False
+    # Statement parameters (names, addresses) never reach an exception message or a log.
+    SQLALCHEMY_ENGINE_OPTIONS: ClassVar[dict] = {"pool_pre_ping": True, "hide_parameters": True}
+    LOG_FORMAT = "json"
+    PROXY_COUNT = 1
+    # Redis down: rate limits fall back to memory per process instead of failing every request.
+    RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = True
     RATELIMIT_STORAGE_URI = "redis://127.0.0.1:6379/1"
     MAIL_BACKEND = "smtp"
 
@@ -141,6 +153,12 @@ ENV_SETTINGS = {
     "CARD_CRL_FILES": lambda v: tuple(p for p in v.split(",") if p),
     "AGENT_ORIGIN": str,
     "PUBLIC_ORIGIN": str,
+    "MAIL_OUTBOX_DIR": str,
+    "LOG_FORMAT": str,
+    "METRICS_TOKEN": str,
+    "PROXY_COUNT": int,
+    "DELIVERY_LEASE_SECONDS": int,
+    "PREFILING_ATTACHMENT_DIR": str,
 }
 
 

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify, redirect, render_template, request, session, url_for
+from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
 from flask_login import current_user
-from sqlalchemy import text
 
 from portal.accounts.views import safe_next
 from portal.authz import allow
@@ -41,10 +40,3 @@ def set_language():
         secure=current_app.config["SESSION_COOKIE_SECURE"],
     )
     return response
-
-
-@bp.route("/healthz")
-@allow("public")
-def healthz():
-    db.session.execute(text("SELECT 1"))
-    return jsonify(status="ok")
