@@ -74,11 +74,16 @@ def verifier() -> Verifier:
 
 
 def _verify(cert_der: bytes, signature: bytes, message: bytes, kind: str) -> VerifiedCertificate:
+    from portal.ops.metrics import card_verification
+
     v = verifier()
     try:
-        return verify_signature(cert_der, signature, message, v.trust, v.revocation, expected_kind=kind)
+        verified = verify_signature(cert_der, signature, message, v.trust, v.revocation, expected_kind=kind)
     except VerificationError as exc:
+        card_verification(exc.reason)
         raise CardIdError(exc.reason, 403) from None
+    card_verification("ok")
+    return verified
 
 
 # --- challenges -----------------------------------------------------------------------------------

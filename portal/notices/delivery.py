@@ -35,6 +35,7 @@ from portal.notices.models import (
     NotificationSetting,
     PushSubscription,
 )
+from portal.ops.metrics import notice_delivery
 from portal.registry.models import Household, Resident
 
 
@@ -285,6 +286,7 @@ def deliver_due(
             break
         for row_id in ids:
             status = send_one(row_id)
+            notice_delivery(status)
             done[status] = done.get(status, 0) + 1
         handled += len(ids)
     return done
