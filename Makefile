@@ -6,7 +6,7 @@ export PORTAL_CONFIG ?= development
 HOST ?= 127.0.0.1
 PORT ?= 5000
 
-.PHONY: help setup services run serve test lint typecheck db demo bench translations clean-db
+.PHONY: help setup services run serve test lint typecheck db demo bench translations clean-db deploy-local deploy-local-stop load
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -57,3 +57,12 @@ translations: setup ## Extract messages and update the catalogues (then translat
 
 clean-db: ## Remove the embedded development database (the demo city is loaded again by make run)
 	rm -f instance/portal.sqlite3
+
+deploy-local: setup ## The production shape on 127.0.0.1 (PostgreSQL, Redis, gunicorn, RQ, scheduler, nginx TLS :8443)
+	@bash deploy/local.sh up
+
+deploy-local-stop: ## Stop everything deploy-local started (its state stays in /var/tmp/portal-deploy)
+	@bash deploy/local.sh down
+
+load: ## Locust against make deploy-local: requests/s, p95, errors
+	@$(VENV)/python bench/load.py
