@@ -149,30 +149,32 @@ gunicorn_up() {
   fi
 }
 
-spawn() {  # spawn NAME CMD...: a background process with a pid file and a log
+spawn() {  # spawn NAME CMD...: restarted when it exits (as systemd's Restart=always); pid file, log
   local name=$1; shift
   alive "$RUN/$name.pid" && return
-  setsid "$@" >>"$LOG/$name.log" 2>&1 </dev/null &
+  setsid bash -c 'trap "exit 0" TERM; while :; do "$@" & wait $!; sleep 1; done' "$name" "$@" \
+    >>"$LOG/$name.log" 2>&1 </dev/null &
   echo $! >"$RUN/$name.pid"
 }
 
 workers_up() {
   for i in $(seq 1 "$RQ_WORKERS"); do
-    spawn "worker-$i" "$VENV/rq" worker --url "$REDIS_URL" --name "portal-$$-$i" --logging_level WARNING portal
+    spawn "worker-$i" "$VENV/rq" worker --url "$REDIS_URL" --logging_level WARNING portal
   done
 }
 
-stop_pid() {  # stop_pid FILE [SIGNAL]: TERM (or the given signal), wait, then KILL
-  local file=$1 sig=${2:-TERM}
+stop_pid() {  # stop_pid FILE [group]: TERM the process (or its whole process group), wait, then KILL
+  local file=$1 target
   alive "$file" || { rm -f "$file"; return 0; }
   local pid; pid=$(cat "$file")
-  kill -"$sig" "$pid" 2>/dev/null || true
-  for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  kill -KILL "$pid" 2>/dev/null || true
+  target=$pid; [[ ${2:-} == group ]] && target=-$pid
+  kill -TERM -- "$target" 2>/dev/null || true
+  for _ in $(seq 100); do kill -0 -- "$target" 2>/dev/null || break; sleep 0.1; done
+  kill -KILL -- "$target" 2>/dev/null || true
   rm -f "$file"
 }
 
-workers_down() { for f in "$RUN"/worker-*.pid; do [[ -e $f ]] && stop_pid "$f"; done; return 0; }
+workers_down() { for f in "$RUN"/worker-*.pid; do [[ -e $f ]] && stop_pid "$f" group; done; return 0; }
 
 nginx_conf() {
   mkdir -p "$STATE/nginx/tmp"
@@ -236,7 +238,7 @@ down() {
   load_env
   alive "$RUN/nginx.pid" && nginx -s quit -c "$STATE/nginx/nginx.conf" -e "$LOG/nginx-error.log" 2>/dev/null || true
   for _ in $(seq 50); do alive "$RUN/nginx.pid" || break; sleep 0.1; done
-  stop_pid "$RUN/scheduler.pid"
+  stop_pid "$RUN/scheduler.pid" group
   workers_down
   stop_pid "$RUN/gunicorn.pid"
   redis_down

@@ -158,6 +158,7 @@ ENV_SETTINGS = {
     "METRICS_TOKEN": str,
     "PROXY_COUNT": int,
     "DELIVERY_LEASE_SECONDS": int,
+    "DELIVERY_BATCH": int,
     "PREFILING_ATTACHMENT_DIR": str,
 }
 

@@ -335,7 +335,23 @@ def schedule_send(notice_id: int):
 
     if current_app.config["JOBS_INLINE"]:
         return send_notice(notice_id)
-    return enqueue(run_in_app, f"{__name__}.send_notice_job", notice_id, job_id=f"send-notice-{notice_id}")
+    from redis.exceptions import RedisError
+
+    try:
+        return enqueue(
+            run_in_app, f"{__name__}.send_notice_job", notice_id, job_id=f"send-notice-{notice_id}"
+        )
+    except RedisError as exc:
+        # The job queue is down; the database keeps the work. An approved notice stays approved and
+        # the scheduler's ``notices run-scheduled`` sends it when Redis is back; a notice already
+        # fanned out gets its channel rows now, and the scheduler's ``push deliver`` sends them.
+        current_app.logger.warning(
+            "notice %s: job queue unavailable (%s); left to the scheduler", notice_id, type(exc).__name__
+        )
+        notice = db.session.get(Notice, notice_id)
+        if notice is not None and notice.status == "sent":
+            queue_channels(notice_id)
+        return None
 
 
 def send_due_notices() -> list[int]:

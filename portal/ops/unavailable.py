@@ -22,10 +22,18 @@ def _answer(service: str):
     from portal.errors import _respond
 
     metrics.UNAVAILABLE.labels(service=service).inc()
+    if service == "database":
+        # the page is drawn as for a visitor: loading the logged-in user would need the database
+        from flask import g
+
+        from portal.extensions import login_manager
+
+        g._login_user = login_manager.anonymous_user()
     try:
         response = make_response(*_respond(503, MESSAGE))
     except Exception:  # the page itself needed the database (a logged-in menu): plain text
-        response = make_response(f"{MESSAGE}\n", 503, {"Content-Type": "text/plain; charset=utf-8"})
+        text = "The service is briefly unavailable. Please try again in a few seconds."
+        response = make_response(text + "\n", 503, {"Content-Type": "text/plain; charset=utf-8"})
     response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
     return response
 

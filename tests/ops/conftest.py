@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import email
+import email.policy
 import os
 import shutil
 import socket
@@ -81,7 +82,7 @@ class SmtpSink:
                         while (chunk := self.rfile.readline()) not in (b".\r\n", b""):
                             data.append(chunk[1:] if chunk.startswith(b"..") else chunk)
                         time.sleep(sink.delay)
-                        msg = email.message_from_bytes(b"".join(data))
+                        msg = email.message_from_bytes(b"".join(data), policy=email.policy.default)
                         with sink._lock:
                             sink.messages.append((str(msg["To"]), str(msg["Subject"])))
                         self.wfile.write(b"250 queued\r\n")
@@ -166,6 +167,34 @@ class Deploy:
             raise AssertionError(f"python exited {done.returncode}: {done.stderr[-3000:]}")
         return done.stdout
 
+    def seed(self, *args: str) -> str:
+        """tests/ops/seed.py in the deployment's environment; its printed result."""
+        done = subprocess.run(
+            [str(ROOT / ".venv/bin/python"), "-m", "tests.ops.seed", *args],
+            cwd=ROOT,
+            env=self.app_env(),
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise AssertionError(f"seed {args} exited {done.returncode}: {done.stderr[-3000:]}")
+        return done.stdout.strip()
+
+    def login(self, login: str, password: str, *, staff: bool = False):
+        """A requests session logged in through nginx (the form, its CSRF token, the cookie)."""
+        s = self.session()
+        path = "/staff/login" if staff else "/login"
+        page = s.get(f"{self.url}{path}")
+        field = "login_id" if staff else "email"
+        answer = s.post(
+            f"{self.url}{path}",
+            data={"csrf_token": csrf_token(page.text), field: login, "password": password},
+            allow_redirects=False,
+        )
+        assert answer.status_code == 302, f"login as {login}: {answer.status_code}"
+        return s
+
     def db(self) -> psycopg.Connection:
         return psycopg.connect(
             self.env["DATABASE_URL"].replace("postgresql+psycopg:", "postgresql:"), autocommit=True
@@ -182,6 +211,7 @@ class Deploy:
         s = requests.Session()
         s.trust_env = False  # no CA bundle or proxy from the environment
         s.verify = str(self.state / "tls" / "cert.pem")  # the self-signed certificate deploy-local made
+        s.headers["Referer"] = f"{self.url}/"  # as a browser sends it (CSRF checks it over HTTPS)
         return s
 
     def pids(self, prefix: str) -> list[int]:
@@ -190,6 +220,16 @@ class Deploy:
             with contextlib.suppress(OSError, ValueError):
                 out.append(int(f.read_text()))
         return out
+
+
+def csrf_token(html: str) -> str:
+    import re
+
+    found = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', html) or re.search(
+        r'name="csrf-token" content="([^"]+)"', html
+    )
+    assert found, "no CSRF token on the page"
+    return found.group(1)
 
 
 def wait_for(predicate, timeout: float = 30.0, interval: float = 0.2, what: str = "condition"):
@@ -261,4 +301,5 @@ def deploy(smtp_sink: SmtpSink, tmp_path_factory) -> Iterator[Deploy]:
         yield d
     finally:
         d.local("down", check=False)
-        shutil.rmtree(state, ignore_errors=True)
+        if not os.environ.get("PORTAL_OPS_KEEP"):  # keep the logs to look at
+            shutil.rmtree(state, ignore_errors=True)

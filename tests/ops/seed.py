@@ -1,0 +1,69 @@
+"""Data for the fault tests, written into the deploy-local database through its own production app:
+``python -m tests.ops.seed accounts`` | ``notice TITLE [REPLY_KIND] [approved|pending]``."""
+
+from __future__ import annotations
+
+import sys
+
+PASSWORD = "ops-test-password-2026"
+
+
+def accounts() -> int:
+    """A verified portal account for every resident that has none (one password hash for all)."""
+    from sqlalchemy import text
+
+    from portal.accounts.service import hash_password
+    from portal.extensions import db
+
+    made = db.session.execute(
+        text(
+            "INSERT INTO resident_accounts (email, password_hash, email_verified_at, resident_id, locale,"
+            " created_at, session_version, active) "
+            "SELECT 'ops-' || r.id || '@test.example.jp', :hash, now(), r.id, 'ja', now(), 1, true "
+            "FROM residents r WHERE NOT EXISTS (SELECT 1 FROM resident_accounts a WHERE a.resident_id = r.id)"
+        ),
+        {"hash": hash_password(PASSWORD)},
+    ).rowcount
+    db.session.commit()
+    return made
+
+
+def notice(title: str, reply_kind: str = "none", status: str = "pending_approval") -> int:
+    """A notice to every active resident, written by author1, waiting for approver1 (or approved)."""
+    from portal.extensions import db
+    from portal.models_base import utcnow
+    from portal.notices.models import Notice
+
+    n = Notice(
+        category="event",
+        title_ja=title,
+        title_en=title,
+        body_ja="運用試験のお知らせです。",
+        body_en="An operations test notice.",
+        rule="{}",
+        reply_kind=reply_kind,
+        status=status,
+        created_by="author1",
+    )
+    if status == "approved":
+        n.approved_by, n.approved_at = "approver1", utcnow()
+    db.session.add(n)
+    db.session.commit()
+    return n.id
+
+
+def main(argv: list[str]) -> None:
+    from wsgi import create_app
+
+    app = create_app()
+    with app.app_context():
+        if argv[0] == "accounts":
+            print(accounts())
+        elif argv[0] == "notice":
+            print(notice(*argv[1:]))
+        else:
+            raise SystemExit(f"unknown: {argv[0]}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
