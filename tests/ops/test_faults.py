@@ -156,7 +156,8 @@ def test_postgres_restart_under_writes_loses_and_doubles_nothing(deploy: Deploy,
     )
     with deploy.db() as conn:
         people = conn.execute(
-            "SELECT a.email, d.id FROM resident_accounts a JOIN deliveries d ON d.resident_id = a.resident_id "
+            "SELECT a.email, d.id FROM resident_accounts a "
+            "JOIN deliveries d ON d.resident_id = a.resident_id "
             "WHERE d.notice_id = %s AND a.email LIKE 'ops-%%' ORDER BY a.id LIMIT 4",
             (notice_id,),
         ).fetchall()
@@ -197,7 +198,7 @@ def test_postgres_restart_under_writes_loses_and_doubles_nothing(deploy: Deploy,
         while not stop.is_set():
             option = ("attend", "absent")[n % 2]
             r = retrying(
-                lambda: s.post(
+                lambda option=option: s.post(
                     f"{deploy.url}/me/notices/{delivery}/reply",
                     data={"csrf_token": token, "option": option},
                     allow_redirects=False,
@@ -210,7 +211,7 @@ def test_postgres_restart_under_writes_loses_and_doubles_nothing(deploy: Deploy,
                 return
             sub = _subscription(i, n)
             j = retrying(
-                lambda: s.post(
+                lambda sub=sub: s.post(
                     f"{deploy.url}/api/push/subscriptions", json=sub, headers={"X-CSRFToken": token}
                 ),
                 "subscribe",
@@ -245,8 +246,8 @@ def test_postgres_restart_under_writes_loses_and_doubles_nothing(deploy: Deploy,
         with deploy.db() as conn:
             replies = dict(
                 conn.execute(
-                    "SELECT r.delivery_id, r.option FROM notice_replies r JOIN deliveries d ON d.id = r.delivery_id "
-                    "WHERE d.notice_id = %s",
+                    "SELECT r.delivery_id, r.option FROM notice_replies r "
+                    "JOIN deliveries d ON d.id = r.delivery_id WHERE d.notice_id = %s",
                     (notice_id,),
                 ).fetchall()
             )
@@ -259,8 +260,9 @@ def test_postgres_restart_under_writes_loses_and_doubles_nothing(deploy: Deploy,
         assert replies == last_reply  # the last acknowledged answer of each resident, nothing else
         assert set(endpoints) == acknowledged["subscriptions"] and max(endpoints.values()) == 1
         print(
-            f"\npostgres stopped {outage:.1f}s under {len(clients)} residents' writes: {stats['writes']} writes "
-            f"acknowledged, {stats['503']} answers 503 + Retry-After (retried), 0 lost, 0 doubled, 0 other errors"
+            f"\npostgres stopped {outage:.1f}s under {len(clients)} residents' writes: "
+            f"{stats['writes']} writes acknowledged, {stats['503']} answers 503 + Retry-After (retried), "
+            "0 lost, 0 doubled, 0 other errors"
         )
     finally:
         with deploy.db() as conn:  # no real push service is ever called by later tests
