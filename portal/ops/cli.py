@@ -44,7 +44,17 @@ def init_app(app: Flask) -> None:
 def fingerprint_command() -> None:
     """Every table's row count and a hash of its content (PostgreSQL): compare a restore with its
     backup, or two databases, with diff."""
-    from portal.ops.fingerprint import fingerprints
+    from portal.ops.fingerprint import fingerprints, render
 
-    for table, count, digest in fingerprints():
-        click.echo(f"{table}\t{count}\t{digest}")
+    click.echo(render(fingerprints()), nl=False)
+
+
+@ops.command("backup")
+@click.argument("dest", type=click.Path(file_okay=False))
+def backup_command(dest: str) -> None:
+    """pg_dump -Fc into DEST with its SHA-256 and its tables' fingerprints (one snapshot)."""
+    from pathlib import Path
+
+    from portal.ops.fingerprint import backup
+
+    click.echo(str(backup(Path(dest))))

@@ -59,10 +59,28 @@ def main(argv: list[str]) -> None:
     with app.app_context():
         if argv[0] == "accounts":
             print(accounts())
+        elif argv[0] == "access-records":
+            print(access_records())
         elif argv[0] == "notice":
             print(notice(*argv[1:]))
         else:
             raise SystemExit(f"unknown: {argv[0]}")
+
+
+def access_records(n: int = 50) -> int:
+    """Reads by a job, recorded on the hash chain (what a restore must keep verifiable)."""
+    from sqlalchemy import select
+
+    from portal.access import service as access
+    from portal.extensions import db
+    from portal.registry.models import Resident
+
+    ids = list(db.session.scalars(select(Resident.id).order_by(Resident.id).limit(n)))
+    actor = access.Actor(kind="job", id="ops-test", role="job", organisation="情報政策課")
+    for rid in ids:
+        access.record(actor, resident_id=rid, data_items=["basic4"], purpose="ops_restore_test")
+    db.session.commit()
+    return len(ids)
 
 
 if __name__ == "__main__":
