@@ -38,9 +38,24 @@ def _answer(service: str):
     return response
 
 
+def _remove_session(exc: BaseException | None) -> None:
+    """Runs before Flask-SQLAlchemy's own teardown: ending the request's session must not turn an
+    answer already made into a 500 because the database went away meanwhile (the ROLLBACK of a
+    dead connection fails). The dead connection is dropped from the pool instead."""
+    from portal.extensions import db
+
+    try:
+        db.session.remove()
+    except DBAPIError:
+        current_app.logger.warning("database connection lost at the end of a request; dropped")
+        db.session.registry.clear()
+
+
 def init_app(app: Flask) -> None:
     from redis.exceptions import ConnectionError as RedisConnectionError
     from redis.exceptions import TimeoutError as RedisTimeoutError
+
+    app.teardown_appcontext(_remove_session)
 
     @app.errorhandler(DBAPIError)
     def database_error(exc: DBAPIError):

@@ -250,13 +250,13 @@ def smtp_sink() -> Iterator[SmtpSink]:
 
 
 @pytest.fixture(scope="session")
-def deploy(smtp_sink: SmtpSink, tmp_path_factory) -> Iterator[Deploy]:
+def deploy(smtp_sink: SmtpSink, worker_id: str) -> Iterator[Deploy]:
     if not shutil.which("nginx") or not shutil.which("redis-server"):
         if os.environ.get("CI"):
             pytest.fail("nginx and redis-server are needed (scripts/setup.sh installs them)")
         pytest.skip("nginx or redis-server missing")
     run = os.environ.get("PYTEST_XDIST_TESTRUNUID", str(os.getpid()))[:8]
-    state = Path(f"/var/tmp/portal-deploy-test-{run}")
+    state = Path(f"/var/tmp/portal-deploy-test-{run}-{worker_id}")
     settings = {
         "PORTAL_DEPLOY_DIR": str(state),
         "PORTAL_DEPLOY_PG_PORT": str(free_port()),
