@@ -281,7 +281,8 @@ def test_postgres_restart_under_bookings_loses_and_doubles_nothing(deploy: Deplo
         slots = [
             (s, code, day.isoformat())
             for (s, code, day) in conn.execute(
-                "SELECT s.id, v.code, (s.starts_at AT TIME ZONE 'Asia/Tokyo')::date FROM booking_slots s JOIN booking_services v ON v.id = s.service_id "
+                "SELECT s.id, v.code, (s.starts_at AT TIME ZONE 'Asia/Tokyo')::date "
+                "FROM booking_slots s JOIN booking_services v ON v.id = s.service_id "
                 "WHERE NOT s.closed AND s.booked < s.capacity AND v.active "
                 "AND s.starts_at > now() + make_interval(hours => v.lead_hours + 1) "
                 "AND s.starts_at < now() + make_interval(days => v.horizon_days - 1) ORDER BY s.id LIMIT 400"
