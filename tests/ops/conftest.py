@@ -2,8 +2,8 @@
 (``deploy/local.sh up``) and torn down at the end. Every test here runs against it: nginx with TLS,
 gunicorn, PostgreSQL, Redis, RQ workers and the scheduler, each a real process.
 
-These tests share one xdist group (one worker runs them all, one after another) because they
-stop and start the deployment's services.
+Every module here is in the xdist group ``deploy`` (one worker runs them all, one after another)
+because they stop and start the deployment's services.
 """
 
 from __future__ import annotations
@@ -28,12 +28,6 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCAL = ROOT / "deploy" / "local.sh"
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if "tests/ops/" in str(item.fspath).replace(os.sep, "/"):
-            item.add_marker(pytest.mark.xdist_group("deploy"))
 
 
 def free_port(pair: bool = False) -> int:
@@ -274,7 +268,7 @@ def deploy(smtp_sink: SmtpSink, worker_id: str) -> Iterator[Deploy]:
                 "SMTP_HOST=127.0.0.1",
                 f"SMTP_PORT={smtp_sink.port}",
                 "DELIVERY_LEASE_SECONDS=4",
-                'PORTAL_SCHEDULE="notices run-scheduled@3,push deliver@3"',
+                'PORTAL_SCHEDULE="notices run-scheduled@8,push deliver@8"',
                 "METRICS_TOKEN=test-metrics-token",
             )
         ),

@@ -9,7 +9,12 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
+
 from .conftest import ROOT, Deploy, free_port
+
+# one worker runs every test here: they share one deployment and stop its services
+pytestmark = pytest.mark.xdist_group("deploy")
 
 CHANGE_ONE_ROW = "UPDATE addresses SET postal_code = '0000000' WHERE id = (SELECT min(id) FROM addresses)"
 PGBIN = sorted(Path("/usr/lib/postgresql").glob("*/bin"))[-1]

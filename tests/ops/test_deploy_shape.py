@@ -6,7 +6,12 @@ from __future__ import annotations
 import json
 import re
 
+import pytest
+
 from .conftest import Deploy, wait_for
+
+# one worker runs every test here: they share one deployment and stop its services
+pytestmark = pytest.mark.xdist_group("deploy")
 
 
 def test_health_and_readiness_through_nginx(deploy: Deploy) -> None:
@@ -79,7 +84,7 @@ def test_json_logs_carry_the_request_id_and_no_personal_data(deploy: Deploy) -> 
     assert answer.headers["X-Request-ID"] == rid
     log = deploy.state / "log" / "gunicorn.log"
     lines = wait_for(
-        lambda: [json.loads(x) for x in log.read_text().splitlines() if rid in x],
+        lambda: [y for x in log.read_text().splitlines() if rid in x and "endpoint" in (y := json.loads(x))],
         what="the request's log line",
     )
     assert {(x["endpoint"], x["method"]) for x in lines} >= {("accounts.login", "POST")}

@@ -29,6 +29,9 @@ from tests.card.conftest import pcscd, vpcd_lock  # noqa: F401 (fixtures)
 
 from .conftest import ROOT, Deploy, free_port, wait_for
 
+# one worker runs every test here: they share one deployment and stop its services
+pytestmark = pytest.mark.xdist_group("deploy")
+
 READER = "Virtual PCD 00 00"
 VPCD_CONF = Path("/etc/reader.conf.d/vpcd")
 
