@@ -9,6 +9,8 @@ import json
 import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository, for portal and wsgi
+
 PASSWORD = "load-test-password-2026"  # noqa: S105 - accounts of the load deployment only
 
 
