@@ -145,9 +145,9 @@ class Kiosk(HttpUser):
 
 
 class Health(HttpUser):
-    """Only for the raw figure bench/load.py measures first (PORTAL_LOAD_RAW=1)."""
+    """Only for the raw figure bench/load.py measures first (it names the classes each run uses)."""
 
-    weight = 0
+    weight = 1
     wait_time = between(0, 0)
 
     def on_start(self) -> None:
