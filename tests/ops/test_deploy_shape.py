@@ -66,7 +66,7 @@ def test_metrics_for_the_monitor_only(deploy: Deploy) -> None:
     assert re.search(
         r'^portal_http_request_duration_seconds_bucket\{endpoint="ops.healthz",le="0.1"\} ', text, re.M
     )
-    assert re.search(r'^portal_queue_depth\{queue="portal"\} 0.0$', text, re.M)
+    assert re.search(r'^portal_queue_depth\{queue="portal"\} \d+\.0$', text, re.M)  # jobs may be waiting
     assert re.search(r'^portal_backend_up\{service="database"\} 1.0$', text, re.M)
     assert re.search(r'^portal_backend_up\{service="redis"\} 1.0$', text, re.M)
 
