@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 
@@ -72,7 +73,8 @@ def take_booking(
     kiosk.set_language("en")
     shoot(kiosk, out, "booking-ticket-en", "desktop", written)
 
-    clerk = Tab(context.browser.new_context(**browser_options, **viewports["desktop"]).new_page(), server.url)
+    clerk_context = browser.new_context(**browser_options, **viewports["desktop"])
+    clerk = Tab(clerk_context.new_page(), server.url)
     staff_login(clerk, server)
     clerk.set_language("ja")
     clerk.goto("/staff/booking/")
@@ -89,9 +91,12 @@ def take_booking(
     shoot(clerk, out, "booking-day-ja", "desktop", written)
     clerk.set_language("en")
     shoot(clerk, out, "booking-day-en", "desktop", written)
+    clerk_context.close()
 
     board = Tab(context.new_page(), server.url)
     board.goto(f"/board/{office}")
     board.page.wait_for_selector("#board[data-updated]")
     shoot(board, out, "booking-board", "desktop", written)
+    board.page.goto("about:blank")  # the event stream notices at its next keepalive
     context.close()
+    time.sleep(6)

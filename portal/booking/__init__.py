@@ -10,4 +10,8 @@ def init_app(app) -> None:
     views.init_app(app)
     staff_views.init_app(app)
     floor_views.init_app(app)
+    if "kiosk" in app.blueprints:  # card check-in through the kiosk's card session (portal.kiosk)
+        from portal.booking import kiosk_checkin
+
+        kiosk_checkin.init_app(app)
     cli.init_app(app)

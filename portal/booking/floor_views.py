@@ -29,6 +29,7 @@ from portal.booking.views import _helpers, pick
 from portal.extensions import db, limiter
 
 bp = Blueprint("booking_floor", __name__, template_folder="templates")
+KEEPALIVE_SECONDS = 5
 
 KIOSK_ERRORS = {
     "unknown": _l("We could not find that booking. Check the reference, or ask at the information desk."),
@@ -78,7 +79,7 @@ def kiosk(code: str):
     return _kiosk_page(_office(code))
 
 
-def _ticket_page(ticket: Ticket, office: Office, *, kiosk: bool):
+def _ticket_page(ticket: Ticket, office: Office, *, kiosk: bool, back: str | None = None):
     link = url_for("booking_floor.ticket", token=ticket.token, _external=True)
     return render_template(
         "booking/ticket.html",
@@ -90,6 +91,7 @@ def _ticket_page(ticket: Ticket, office: Office, *, kiosk: bool):
         kiosk=kiosk,
         link=link,
         qr=_qr(link) if kiosk else None,
+        back=back or url_for("booking_floor.kiosk", code=office.code),
         **_helpers(),
     )
 
@@ -189,7 +191,7 @@ def board_events(code: str):
     def stream():
         # Each poll in its own app context (and so its own session and read transaction): the
         # stream outlives the request, and the next poll must see new calls.
-        last = None
+        last, quiet_since = None, time.monotonic()
         deadline = time.monotonic() + seconds
         yield "retry: 1000\n\n"
         while True:
@@ -197,8 +199,13 @@ def board_events(code: str):
                 office = db.session.get(Office, office_id)
                 state = json.dumps(queue.board(office), ensure_ascii=False, sort_keys=True)
             if state != last:
-                last = state
+                last, quiet_since = state, time.monotonic()
                 yield f"event: board\ndata: {state}\n\n"
+            elif time.monotonic() - quiet_since >= KEEPALIVE_SECONDS:
+                # A comment line: keeps proxies from closing the stream, and a closed browser
+                # tab is noticed (the write fails) within seconds instead of at the deadline.
+                quiet_since = time.monotonic()
+                yield ": keepalive\n\n"
             if time.monotonic() >= deadline:
                 return
             time.sleep(poll)

@@ -18,6 +18,7 @@ from portal.booking import notify, service
 from portal.booking.models import Booking, Office, Service, Slot
 from portal.extensions import db
 
+PAGE = 60  # free times per page (a week, or less when it is busy with free times)
 bp = Blueprint("booking", __name__, url_prefix="/me/bookings", template_folder="templates")
 
 STATUS_LABELS = {
@@ -180,10 +181,19 @@ def _slots_page(*, error: str | None = None, nearest: list[Slot] | None = None, 
             ),
             400,
         )
-    slots = nearest if nearest is not None else service.search(svc, office_id=office_id, on=day, days=7)
+    slots = (
+        nearest
+        if nearest is not None
+        else service.search(svc, office_id=office_id, on=day, days=7, limit=PAGE)
+    )
     days: dict[date, list[Slot]] = {}
     for slot in slots:
         days.setdefault(service.tokyo(slot.starts_at).date(), []).append(slot)
+    next_day = day + timedelta(days=7)
+    if nearest is None and len(slots) == PAGE and len(days) > 1:
+        # A full page: the last day may be cut short, so it starts the next page instead.
+        next_day = max(days)
+        del days[next_day]
     offices = {o.id: o for o in _offices()}
     return (
         render_template(
@@ -198,7 +208,7 @@ def _slots_page(*, error: str | None = None, nearest: list[Slot] | None = None, 
             prefilings=_prefilings() if moving is None else [],
             prefiling_names=_prefiling_names(),
             moving=moving,
-            next_day=day + timedelta(days=7),
+            next_day=next_day,
             prev_day=max(day - timedelta(days=7), service.today_in_tokyo()),
             lang=lang(),
             **_helpers(),

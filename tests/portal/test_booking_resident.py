@@ -5,7 +5,7 @@ reschedule, bad input answered in Japanese and English, another resident's booki
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import date, timedelta
 
 import pytest
 from icalendar import Calendar
@@ -149,3 +149,17 @@ def test_another_residents_booking_is_not_found(client, setup, db):
         client.post(f"/me/bookings/{theirs.id}/cancel", data={"csrf_token": csrf_from(html)}).status_code
         == 404
     )
+
+
+def test_a_busy_week_is_paged_by_whole_days(client, setup, db):
+    svc, _, _, account = setup
+    login_resident(client, account)
+    day = service.today_in_tokyo() + timedelta(days=7)
+    html = client.get(f"/me/bookings/slots?service={svc.code}&date={day.isoformat()}").get_data(as_text=True)
+    ids = [int(i) for i in re.findall(r'name="slot" value="(\d+)"', html)]
+    assert 0 < len(ids) < 60
+    shown = {service.tokyo(db.session.get(Slot, i).starts_at).date() for i in ids}
+    for d in shown:  # every day shown is whole: 08:30 to 17:15 in 30-minute slots
+        assert len([i for i in ids if service.tokyo(db.session.get(Slot, i).starts_at).date() == d]) == 17
+    later = re.search(r'date=(\d{4}-\d{2}-\d{2})[^"]*">(?:後の時間|Later)', html).group(1)
+    assert date.fromisoformat(later) > max(shown)
