@@ -1,5 +1,5 @@
 """Check-in by card at a city kiosk: the kiosk's card login (portal.kiosk, a short session for the
-card holder on that terminal) offers "Check in for an appointment" on its menu, which leads here.
+card holder on that terminal): the card holder's bookings of today, one touch to check in.
 Registered only when the kiosk pages are (``portal.kiosk``)."""
 
 from __future__ import annotations
