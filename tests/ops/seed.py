@@ -1,8 +1,10 @@
 """Data for the fault tests, written into the deploy-local database through its own production app:
-``python -m tests.ops.seed accounts`` | ``notice TITLE [REPLY_KIND] [approved|pending]``."""
+``python -m tests.ops.seed accounts`` | ``notice TITLE [REPLY_KIND] [approved|pending]`` |
+``points-partner N POINTS``."""
 
 from __future__ import annotations
 
+import json
 import sys
 
 PASSWORD = "ops-test-password-2026"
@@ -63,6 +65,8 @@ def main(argv: list[str]) -> None:
             print(access_records())
         elif argv[0] == "notice":
             print(notice(*argv[1:]))
+        elif argv[0] == "points-partner":
+            print(json.dumps(points_partner(int(argv[1]), int(argv[2]))))
         else:
             raise SystemExit(f"unknown: {argv[0]}")
 
@@ -81,6 +85,36 @@ def access_records(n: int = 50) -> int:
         access.record(actor, resident_id=rid, data_items=["basic4"], purpose="ops_restore_test")
     db.session.commit()
     return len(ids)
+
+
+def points_partner(members: int, points: int) -> dict:
+    """A partner with no holding period and an API client with every scope; ``members`` residents
+    with portal accounts opt in and hold ``points`` spendable points each."""
+    from sqlalchemy import select
+
+    from portal.extensions import db
+    from portal.points import ledger, oauth, partners
+    from portal.points.models import Partner
+    from portal.registry.models import Resident
+
+    partner = db.session.scalar(select(Partner).where(Partner.code == "ops-test"))
+    if partner is None:
+        partner = Partner(code="ops-test", name="運用試験ストア", holding_days=0, active=True)
+        db.session.add(partner)
+        db.session.flush()
+    client, secret = oauth.new_client(partner, ["read", "award", "redeem"])
+    ids = list(
+        db.session.scalars(
+            select(Resident.id).where(Resident.status == "active").order_by(Resident.id.desc()).limit(members)
+        )
+    )
+    out = []
+    for rid in ids:
+        membership = partners.opt_in(rid, partner.id)
+        ledger.earn(rid, points, source="staff", actor="staff:ops-test", note="ops fault test")
+        out.append({"member_id": membership.member_id, "resident_id": rid})
+    db.session.commit()
+    return {"client_id": client.client_id, "secret": secret, "members": out}
 
 
 if __name__ == "__main__":
