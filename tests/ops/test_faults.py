@@ -156,10 +156,16 @@ def _subscription(client: int, n: int) -> dict:
 
 
 def test_postgres_restart_under_writes_loses_and_doubles_nothing(deploy: Deploy, residents: int) -> None:
-    notice_id = int(deploy.seed("notice", "PostgreSQL再起動試験", "attend", "approved"))
+    notice_id = int(deploy.seed("notice", "PostgreSQL再起動試験", "attend"))
+    # Approved and fanned out in one transaction: the deployment's scheduler never sees it approved
+    # and unsent, so it cannot fan it out and send it first (fan_out would then refuse a sent one).
     deploy.python(
-        "from wsgi import create_app\nfrom portal.notices.service import fan_out\n"
-        f"app = create_app()\nwith app.app_context(): fan_out({notice_id})\n"
+        "from wsgi import create_app\nfrom portal.extensions import db\n"
+        "from portal.notices.models import Notice\nfrom portal.notices.service import fan_out\n"
+        "app = create_app()\nwith app.app_context():\n"
+        f"    n = db.session.get(Notice, {notice_id})\n"
+        "    n.status, n.approved_by = 'approved', 'approver1'\n"
+        f"    fan_out({notice_id})\n"
     )
     with deploy.db() as conn:
         people = conn.execute(
