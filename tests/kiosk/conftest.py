@@ -6,6 +6,7 @@ from __future__ import annotations
 import http.client
 import json
 import shutil
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from werkzeug.serving import WSGIRequestHandler, make_server
 
 from card.sim import Profile, make_profile
 from kiosk.agent.api import AgentServer
@@ -127,3 +129,24 @@ def running(standin: StandIn, terminal_key: Ed25519PrivateKey, card_dir: Path) -
         yield run
     finally:
         run.httpd.close()
+
+
+class _Quiet(WSGIRequestHandler):
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        pass
+
+
+@pytest.fixture
+def live(app) -> Iterator[str]:
+    """The app under test on http://127.0.0.1:<port>; challenges are bound to that origin."""
+    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=_Quiet)
+    url = f"http://127.0.0.1:{server.server_port}"
+    app.config["PUBLIC_ORIGIN"] = url
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield url
+    finally:
+        server.shutdown()
+        thread.join(10)
+        server.server_close()

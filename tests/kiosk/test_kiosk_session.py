@@ -7,7 +7,6 @@ resident's data is never reachable."""
 from __future__ import annotations
 
 import shutil
-import threading
 from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
@@ -15,7 +14,6 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import select
-from werkzeug.serving import WSGIRequestHandler, make_server
 
 from kiosk.agent import signing
 from portal.access.models import AccessRecord
@@ -48,26 +46,6 @@ def app_config(cards: dict) -> dict:
         "CARD_CRL_FILES": (str(pki / "auth_crl.der"), str(pki / "sign_crl.der")),
         "RATELIMIT_ENABLED": False,
     }
-
-
-class _Quiet(WSGIRequestHandler):
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        pass
-
-
-@pytest.fixture
-def live(app) -> Iterator[str]:
-    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=_Quiet)
-    url = f"http://127.0.0.1:{server.server_port}"
-    app.config["PUBLIC_ORIGIN"] = url
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
-        yield url
-    finally:
-        server.shutdown()
-        thread.join(10)
-        server.server_close()
 
 
 def _link(db, card_dir: Path, resident) -> CardCredential:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import shutil
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from datetime import date
@@ -21,7 +20,6 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import func, select
-from werkzeug.serving import WSGIRequestHandler, make_server
 
 from card import offline
 from card.sim.profile import Profile, renew_certificate
@@ -75,26 +73,6 @@ def app_config(cards: dict) -> dict:
         "CARD_CRL_FILES": (str(pki / "auth_crl.der"), str(pki / "sign_crl.der")),
         "RATELIMIT_ENABLED": False,
     }
-
-
-class _Quiet(WSGIRequestHandler):
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        pass
-
-
-@pytest.fixture
-def live(app) -> Iterator[str]:
-    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=_Quiet)
-    url = f"http://127.0.0.1:{server.server_port}"
-    app.config["PUBLIC_ORIGIN"] = url
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
-        yield url
-    finally:
-        server.shutdown()
-        thread.join(10)
-        server.server_close()
 
 
 def copy_card(cards: dict, who: str, tmp_path: Path) -> Path:

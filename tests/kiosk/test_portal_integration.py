@@ -10,7 +10,6 @@ import logging
 import re
 import shutil
 import sys
-import threading
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -18,7 +17,6 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import select
-from werkzeug.serving import WSGIRequestHandler, make_server
 
 from card import login as card_login
 from card.sim import Profile, make_profile
@@ -61,27 +59,6 @@ def app_config(portal_card: Profile) -> dict:
         "CARD_CRL_FILES": (str(pki / "auth_crl.der"), str(pki / "sign_crl.der")),
         "RATELIMIT_ENABLED": False,
     }
-
-
-class _Quiet(WSGIRequestHandler):
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        pass
-
-
-@pytest.fixture
-def live(app) -> Iterator[str]:
-    """The app under test on http://127.0.0.1:<port>; challenges are bound to that origin."""
-    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=_Quiet)
-    url = f"http://127.0.0.1:{server.server_port}"
-    app.config["PUBLIC_ORIGIN"] = url
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
-        yield url
-    finally:
-        server.shutdown()
-        thread.join(10)
-        server.server_close()
 
 
 @pytest.fixture
