@@ -158,7 +158,7 @@ def main() -> int:
     )
     raw = locust(["Health"], args.users, 15, host, state / "raw", path)
     raw_rps, raw_p95, _ = show("raw: GET /healthz through nginx + gunicorn (same users)", raw)
-    stats = locust(["Resident", "Kiosk"], args.users, args.seconds, host, state / "scenario", path)
+    stats = locust(["Resident", "Kiosk", "Partner"], args.users, args.seconds, host, state / "scenario", path)
     rps, p95, errors = show(
         "scenario: residents (inbox, notices, bookings) and kiosks (card verification)", stats
     )

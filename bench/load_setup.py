@@ -107,7 +107,41 @@ def main(cards_dir: str, cards: int, residents: int) -> None:
                 )
             )
         ]
-        print(json.dumps({"residents": logins, "password": PASSWORD, "cards": card_list, "slots": slots}))
+        partner = _partner(people)
+        print(
+            json.dumps(
+                {
+                    "residents": logins,
+                    "password": PASSWORD,
+                    "cards": card_list,
+                    "slots": slots,
+                    "partner": partner,
+                }
+            )
+        )
+
+
+def _partner(resident_ids: list[int]) -> dict:
+    """A points partner with no holding period, an API client (read, award, redeem) and members
+    holding points to redeem: what the scenario's partner tills use."""
+    from sqlalchemy import select
+
+    from portal.extensions import db
+    from portal.points import ledger, oauth, partners
+    from portal.points.models import Partner
+
+    partner = db.session.scalar(select(Partner).where(Partner.code == "load-test"))
+    if partner is None:
+        partner = Partner(code="load-test", name="負荷試験ストア", holding_days=0, active=True)
+        db.session.add(partner)
+        db.session.flush()
+    client, secret = oauth.new_client(partner, ["read", "award", "redeem"])
+    members = []
+    for rid in resident_ids:
+        members.append(partners.opt_in(rid, partner.id).member_id)
+        ledger.earn(rid, 10_000, source="staff", actor="staff:load-test", note="load test")
+    db.session.commit()
+    return {"client_id": client.client_id, "secret": secret, "members": members}
 
 
 if __name__ == "__main__":

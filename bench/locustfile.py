@@ -1,5 +1,6 @@
 """The load scenario for ``bench/load.py`` (locust): residents reading their PO box and booking,
-kiosks verifying cards, against make deploy-local through nginx and TLS.
+kiosks verifying cards, partners awarding and redeeming points over the OAuth2 API, against make
+deploy-local through nginx and TLS.
 
 Who is who comes from the JSON file named by ``PORTAL_LOAD_FIXTURE`` (bench/load.py writes it):
 resident logins, bookable slots, card certificates with their keys.
@@ -141,6 +142,54 @@ class Kiosk(HttpUser):
                 "signature": base64.b64encode(signature).decode(),
             },
             name="/api/card/responses",
+        )
+
+
+class Partner(HttpUser):
+    """A partner shop's till: one client-credentials token, then awards and redemptions for its
+    members, each write with its own Idempotency-Key."""
+
+    weight = 2
+    wait_time = between(0.5, 2.0)
+
+    def on_start(self) -> None:
+        _prepare(self.client)
+        partner = FIXTURE["partner"]
+        self.members = partner["members"]
+        r = self.client.post(
+            "/api/points/oauth/token",
+            data={"grant_type": "client_credentials", "scope": "read award redeem"},
+            auth=(partner["client_id"], partner["secret"]),
+            name="/api/points/oauth/token",
+        )
+        self.auth = {"Authorization": f"Bearer {r.json().get('access_token', '')}"}
+
+    def _write(self, kind: str, points: int) -> None:
+        import uuid
+
+        member = random.choice(self.members)
+        key = uuid.uuid4().hex
+        self.client.post(
+            f"/api/points/members/{member}/{kind}",
+            json={"points": points, "reference": key[:16]},
+            headers={**self.auth, "Idempotency-Key": key},
+            name=f"/api/points/members/<id>/{kind}",
+        )
+
+    @task(3)
+    def award(self) -> None:
+        self._write("awards", random.randint(1, 50))
+
+    @task(1)
+    def redeem(self) -> None:
+        self._write("redemptions", random.randint(1, 20))
+
+    @task(1)
+    def balance(self) -> None:
+        self.client.get(
+            f"/api/points/members/{random.choice(self.members)}/balance",
+            headers=self.auth,
+            name="/api/points/members/<id>/balance",
         )
 
 
