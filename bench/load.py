@@ -160,7 +160,7 @@ def main() -> int:
     raw_rps, raw_p95, _ = show("raw: GET /healthz through nginx + gunicorn (same users)", raw)
     stats = locust(["Resident", "Kiosk", "Partner"], args.users, args.seconds, host, state / "scenario", path)
     rps, p95, errors = show(
-        "scenario: residents (inbox, notices, bookings) and kiosks (card verification)", stats
+        "scenario: residents (inbox, notices, bookings), kiosks (cards), partners (points)", stats
     )
     print(
         f"load: {rps:.1f} requests/s, p95 {p95:.0f} ms, {errors} errors; "
