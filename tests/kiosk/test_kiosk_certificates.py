@@ -21,7 +21,7 @@ from tests.certificates.conftest import add_seal, add_tax, city_hsm  # noqa: F40
 from tests.factories import csrf_from, make_cards, make_resident
 
 from .conftest import start_agent
-from .test_kiosk_session import KIOSK, _link, card_login, kiosk_page, live, redeem  # noqa: F401 (fixture)
+from .test_kiosk_session import KIOSK, _link, card_login, kiosk_page, redeem
 
 PEOPLE = {"taro": ("山田　太郎", "ヤマダ　タロウ", "19800503", "1", 91)}
 
@@ -63,7 +63,7 @@ def household(db):
 
 
 @pytest.fixture
-def visit(app, db, live, household, cards, tmp_path) -> Iterator:  # noqa: F811
+def visit(app, db, live, household, cards, tmp_path) -> Iterator:
     """The head of the household logged in at kiosk-07 with his card: the kiosk page's client."""
     from kiosk.agent import signing
     from portal.cardid import service as cardid
